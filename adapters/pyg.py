@@ -1,0 +1,118 @@
+"""PyTorch Geometric: GCNConv, GATConv, SAGEConv, written as PyG's own examples do."""
+from __future__ import annotations
+
+from gnnbench.protocol import Availability
+
+from ._torch import TorchAdapter, copy_, numpy_
+
+
+class PyGAdapter(TorchAdapter):
+    name = "pyg"
+    library = "torch-geometric"
+    install_hint = "pip install 'gnnbench[pyg]'"
+
+    def available(self):
+        try:
+            import torch_geometric
+        except Exception as exc:  # ImportError, or a broken binary
+            return Availability(False, reason=f"{type(exc).__name__}: {exc}", install_hint=self.install_hint)
+        return Availability(True, torch_geometric.__version__)
+
+    def versions(self):
+        import torch_geometric
+        return {"torch_geometric": torch_geometric.__version__, **self.torch_versions()}
+
+    def build(self, graph, spec, device):
+        import torch
+        from torch_geometric.nn import GATConv, GCNConv, SAGEConv
+        from torch_geometric.nn.conv.gcn_conv import gcn_norm
+        from torch_geometric.utils import add_self_loops
+
+        from gnnbench.weights import gat_heads, layer_dims
+
+        x = torch.from_numpy(graph.x).to(device)
+        edge_index = torch.from_numpy(graph.edge_index).to(device)
+        dims = layer_dims(spec, graph.num_features, graph.num_classes)
+        cached = spec.norm_policy == "cached"
+        self.notes_ = []
+        if spec.name == "gcn":
+            if cached:  # normalised adjacency computed once, here, as an edge weight
+                ei, ew = gcn_norm(edge_index, None, graph.num_nodes, add_self_loops=True)
+                inputs = (x, ei, ew)
+            else:
+                inputs = (x, edge_index, None)
+            convs = [GCNConv(i, o, normalize=not cached) for i, o in dims]
+        elif spec.name == "gat":
+            ei = add_self_loops(edge_index, num_nodes=graph.num_nodes)[0] if cached else edge_index
+            inputs = (x, ei, None)
+            convs = [GATConv(i, o, heads=gat_heads(spec, k), concat=k < len(dims) - 1,
+                             dropout=spec.attn_dropout, negative_slope=spec.negative_slope,
+                             add_self_loops=not cached)
+                     for k, (i, o) in enumerate(dims)]
+        elif spec.name == "sage":
+            inputs = (x, edge_index, None)
+            convs = [SAGEConv(i, o, aggr="mean", root_weight=True) for i, o in dims]
+        else:
+            raise ValueError(f"pyg adapter has no model '{spec.name}'")
+        self.convs = convs
+        return Net(convs, spec), inputs
+
+    def _lin(self, conv):
+        return conv.lin if getattr(conv, "lin", None) is not None else conv.lin_src
+
+    def load_weights(self, w):
+        for k, conv in enumerate(self.convs):
+            p = f"layers.{k}."
+            if self.spec.name == "gcn":
+                copy_(conv.lin.weight, w[p + "weight"], transpose=True)
+                copy_(conv.bias, w[p + "bias"])
+            elif self.spec.name == "gat":
+                copy_(self._lin(conv).weight, w[p + "weight"], transpose=True)
+                copy_(conv.att_src, w[p + "att_src"])
+                copy_(conv.att_dst, w[p + "att_dst"])
+                copy_(conv.bias, w[p + "bias"])
+            else:
+                copy_(conv.lin_l.weight, w[p + "weight_neigh"], transpose=True)
+                copy_(conv.lin_l.bias, w[p + "bias"])
+                copy_(conv.lin_r.weight, w[p + "weight_root"], transpose=True)
+
+    def parameters(self):
+        out = {}
+        for k, conv in enumerate(self.convs):
+            p = f"layers.{k}."
+            if self.spec.name == "gcn":
+                out[p + "weight"] = numpy_(conv.lin.weight, True)
+                out[p + "bias"] = numpy_(conv.bias)
+            elif self.spec.name == "gat":
+                out[p + "weight"] = numpy_(self._lin(conv).weight, True)
+                out[p + "att_src"] = numpy_(conv.att_src).reshape(conv.heads, -1)
+                out[p + "att_dst"] = numpy_(conv.att_dst).reshape(conv.heads, -1)
+                out[p + "bias"] = numpy_(conv.bias)
+            else:
+                out[p + "weight_neigh"] = numpy_(conv.lin_l.weight, True)
+                out[p + "bias"] = numpy_(conv.lin_l.bias)
+                out[p + "weight_root"] = numpy_(conv.lin_r.weight, True)
+        return out
+
+
+def Net(convs, spec):
+    import torch
+    import torch.nn.functional as F
+
+    act = F.elu if spec.name == "gat" else F.relu
+
+    class _Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = torch.nn.ModuleList(convs)
+
+        def forward(self, x, edge_index, edge_weight=None):
+            last = len(self.convs) - 1
+            for k, conv in enumerate(self.convs):
+                x = F.dropout(x, p=spec.dropout, training=self.training)
+                x = conv(x, edge_index) if edge_weight is None else conv(x, edge_index, edge_weight)
+                if k < last:
+                    x = act(x)
+            return x
+
+    return _Net()

@@ -1,0 +1,82 @@
+"""Datasets in one canonical form (see ``graph.Graph``).
+
+Names: ``cora``, ``citeseer``, ``pubmed`` (raw Planetoid files) and
+``synthetic[:key=value,...]`` (generated, no files).
+
+Data directory: ``--data-dir``, else ``$GNNBENCH_DATA``, else the user cache
+(``$XDG_CACHE_HOME/gnnbench`` or ``~/.cache/gnnbench``). Missing raw files are
+downloaded into the cache only; a data directory that is not the cache is never
+written to.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import DataError, UsageError
+from .graph import Graph, row_normalize
+
+PLANETOID = ("cora", "citeseer", "pubmed")
+FAMILIES = ("synthetic",)
+
+
+def dataset_names() -> list[str]:
+    return [*PLANETOID, "synthetic:nodes=..,avg_degree=..,features=..,classes=..,seed=.."]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gnnbench"
+
+
+def data_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
+    """Where to look, in order. The last entry is the cache, the only place downloads go."""
+    chosen = data_dir or os.environ.get("GNNBENCH_DATA")
+    dirs = [Path(chosen)] if chosen else []
+    cache = cache_dir()
+    if not dirs or dirs[0].resolve() != cache.resolve():
+        dirs.append(cache)
+    return dirs
+
+
+def canonical_dataset_name(name: str) -> str:
+    """Validate a dataset name and return its canonical spelling."""
+    base, _, params = name.partition(":")
+    base = base.strip().lower()
+    if base in PLANETOID:
+        if params:
+            raise UsageError(f"dataset '{base}' takes no parameters")
+        return base
+    if base == "synthetic":
+        from .synthetic import canonical_name, parse_params
+        return canonical_name(parse_params(params))
+    raise UsageError(f"unknown dataset '{name}'; valid datasets: {', '.join(dataset_names())}")
+
+
+def load_graph(name: str, data_dir=None, normalize_features: bool = False, download: bool = True) -> Graph:
+    """Load ``name`` in canonical form; row-normalise features when asked."""
+    canon = canonical_dataset_name(name)
+    if canon.startswith("synthetic"):
+        from .synthetic import make_synthetic, parse_params
+        graph = make_synthetic(parse_params(canon.partition(":")[2]))
+    else:
+        from .planetoid import read_planetoid
+        graph = read_planetoid(locate(canon, data_dir, download), canon)
+    if normalize_features:
+        graph.x = row_normalize(graph.x)
+        graph.meta["features"] = "row-normalised"
+    return graph
+
+
+def locate(name: str, data_dir=None, download: bool = True) -> Path:
+    """The root folder holding ``name``'s raw files; downloads into the cache if needed."""
+    from .download import download_planetoid
+    from .planetoid import raw_paths
+    dirs = data_dirs(data_dir)
+    for d in dirs:
+        if all(p.exists() for p in raw_paths(d, name).values()):
+            return d
+    if not download:
+        raise DataError(f"dataset '{name}' not found in {', '.join(map(str, dirs))}")
+    download_planetoid(name, dirs[-1])
+    return dirs[-1]

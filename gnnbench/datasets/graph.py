@@ -1,0 +1,77 @@
+"""The canonical graph every adapter receives: plain numpy arrays."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Graph:
+    """A node-classification graph.
+
+    ``edge_index`` is int64 [2, E]: row 0 the source, row 1 the target. It is
+    symmetric (every edge appears in both directions), de-duplicated, without
+    self-loops, sorted by (source, target). Models add self-loops themselves.
+    """
+
+    name: str
+    x: np.ndarray            # float32 [N, F]
+    y: np.ndarray            # int64 [N]
+    edge_index: np.ndarray   # int64 [2, E]
+    train_mask: np.ndarray   # bool [N]
+    val_mask: np.ndarray
+    test_mask: np.ndarray
+    num_classes: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x.shape[1])
+
+    def fingerprint(self) -> str:
+        """sha256 over every array an adapter receives (dtype, shape and bytes)."""
+        h = hashlib.sha256()
+        for name in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
+            a = np.ascontiguousarray(getattr(self, name))
+            h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+            h.update(a.tobytes())
+        return "sha256:" + h.hexdigest()[:16]
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "nodes": self.num_nodes,
+            "edges": self.num_edges,
+            "features": self.num_features,
+            "classes": self.num_classes,
+            "train": int(self.train_mask.sum()),
+            "val": int(self.val_mask.sum()),
+            "test": int(self.test_mask.sum()),
+        }
+
+
+def canonical_edges(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> np.ndarray:
+    """Symmetrise, drop self-loops and duplicates, sort by (source, target)."""
+    src = np.asarray(src, np.int64)
+    dst = np.asarray(dst, np.int64)
+    s = np.concatenate([src, dst])
+    d = np.concatenate([dst, src])
+    keep = s != d
+    key = np.unique(s[keep] * num_nodes + d[keep])
+    return np.stack([key // num_nodes, key % num_nodes]).astype(np.int64)
+
+
+def row_normalize(x: np.ndarray) -> np.ndarray:
+    s = x.sum(axis=1, keepdims=True, dtype=np.float64)
+    s[s == 0] = 1.0
+    return (x / s).astype(np.float32)

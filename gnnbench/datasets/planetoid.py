@@ -1,0 +1,82 @@
+"""Reader for the raw Planetoid files (``ind.<name>.{x,tx,allx,y,ty,ally,graph,test.index}``).
+
+Reads them with numpy/scipy only, following the original loader of Kipf &
+Welling (and PyG's ``read_planetoid_data``) so that no library decides what
+another receives: public split (20 labelled nodes per class, 500 validation,
+1000 test), CiteSeer's isolated test nodes padded with zero rows.
+"""
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .graph import Graph, canonical_edges
+
+FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+
+
+def raw_paths(root: Path, name: str) -> dict[str, Path]:
+    folder = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}[name]
+    return {f: root / folder / "raw" / f"ind.{name}.{f}" for f in FILES}
+
+
+def _load_pickle(path: Path):
+    try:
+        with open(path, "rb") as fh:
+            if sys.version_info > (3, 0):
+                return pickle.load(fh, encoding="latin1")
+            return pickle.load(fh)
+    except Exception as exc:  # corrupt or truncated file
+        raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+
+
+def _dense(m) -> np.ndarray:
+    return np.asarray(m.todense() if hasattr(m, "todense") else m, dtype=np.float32)
+
+
+def read_planetoid(root: Path, name: str) -> Graph:
+    paths = raw_paths(root, name)
+    objs = {f: _load_pickle(p) for f, p in paths.items() if f != "test.index"}
+    try:
+        test_index = np.loadtxt(paths["test.index"], dtype=np.int64).reshape(-1)
+    except Exception as exc:
+        raise DataError(f"cannot read {paths['test.index']}: {exc}") from None
+    x, tx, allx = _dense(objs["x"]), _dense(objs["tx"]), _dense(objs["allx"])
+    y, ty, ally = (np.asarray(objs[k]) for k in ("y", "ty", "ally"))
+    sorted_test = np.sort(test_index)
+    if name == "citeseer":
+        # Isolated test nodes have no row in tx/ty: pad with zeros, as the original loader.
+        full = sorted_test[-1] - sorted_test[0] + 1
+        tx_ext = np.zeros((full, tx.shape[1]), np.float32)
+        tx_ext[sorted_test - sorted_test[0]] = tx
+        ty_ext = np.zeros((full, ty.shape[1]), ty.dtype)
+        ty_ext[sorted_test - sorted_test[0]] = ty
+        tx, ty = tx_ext, ty_ext
+    features = np.concatenate([allx, tx]).astype(np.float32)
+    labels = np.concatenate([ally, ty]).argmax(axis=1).astype(np.int64)
+    features[test_index] = features[sorted_test]
+    labels[test_index] = labels[sorted_test]
+    n = features.shape[0]
+
+    graph = objs["graph"]
+    src, dst = [], []
+    for k, nbrs in graph.items():
+        src.extend([k] * len(nbrs))
+        dst.extend(nbrs)
+    src_a, dst_a = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    # a few entries of the graph dicts point past the feature matrix; the original loaders drop them
+    ok = (src_a < n) & (dst_a < n)
+    edge_index = canonical_edges(src_a[ok], dst_a[ok], n)
+
+    train = np.zeros(n, bool)
+    train[: y.shape[0]] = True
+    val = np.zeros(n, bool)
+    val[y.shape[0]: y.shape[0] + 500] = True
+    test = np.zeros(n, bool)
+    test[sorted_test] = True
+    return Graph(name, features, labels, edge_index, train, val, test, int(ally.shape[1]),
+                 meta={"source": f"Planetoid raw files ({root})"})

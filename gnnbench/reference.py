@@ -1,0 +1,150 @@
+"""Reference implementations of each model: plain, readable, slow by design.
+
+``forward`` is NumPy (float64, eval mode, no dropout): the model's math as the
+papers write it. ``train_step`` repeats the same math in float64 torch, only
+to get gradients for one optimiser step without dropout; ``gnnbench verify``
+compares every adapter against both.
+
+Conventions (shared with every adapter):
+- ``edge_index[0]`` is the source j, ``edge_index[1]`` the target i; messages
+  flow j -> i. The canonical edge list is symmetric and has no self-loops.
+- GCN: H' = D^-1/2 (A + I) D^-1/2 H W + b, ReLU between layers.
+- GAT: e_ij = LeakyReLU(a_src . W h_j + a_dst . W h_i) over j in N(i) + {i},
+  softmax over j, heads concatenated (hidden) or averaged (last), + b, ELU between layers.
+- SAGE: H' = mean_{j in N(i)} h_j W_neigh + h_i W_root + b (mean of nothing = 0), ReLU between layers.
+- Loss: mean cross-entropy over the training nodes. Weight decay (L2, added to
+  the gradient as in torch.optim.Adam) on all parameters.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .weights import gat_heads
+
+
+def _with_self_loops(edge_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    loops = np.arange(n, dtype=np.int64)
+    return np.concatenate([edge_index[0], loops]), np.concatenate([edge_index[1], loops])
+
+
+def gcn_norm(edge_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges with self-loops and their weights 1/sqrt(deg_i deg_j)."""
+    src, dst = _with_self_loops(edge_index, n)
+    deg = np.bincount(dst, minlength=n).astype(np.float64)
+    w = 1.0 / np.sqrt(deg[src] * deg[dst])
+    return src, dst, w
+
+
+def _scatter_sum(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((n,) + values.shape[1:], values.dtype)
+    np.add.at(out, index, values)
+    return out
+
+
+def forward(spec, weights: dict, x: np.ndarray, edge_index: np.ndarray) -> np.ndarray:
+    """Eval-mode logits, float64 [N, C]."""
+    h = x.astype(np.float64)
+    n = h.shape[0]
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
+    for i in range(spec.layers):
+        last = i == spec.layers - 1
+        p = f"layers.{i}."
+        if spec.name == "gcn":
+            src, dst, nw = gcn_norm(edge_index, n)
+            hw = h @ w[p + "weight"]
+            h = _scatter_sum(hw[src] * nw[:, None], dst, n) + w[p + "bias"]
+            if not last:
+                h = np.maximum(h, 0)
+        elif spec.name == "sage":
+            src, dst = edge_index
+            deg = np.bincount(dst, minlength=n).astype(np.float64)
+            agg = _scatter_sum(h[src], dst, n) / np.maximum(deg, 1)[:, None]
+            h = agg @ w[p + "weight_neigh"] + h @ w[p + "weight_root"] + w[p + "bias"]
+            if not last:
+                h = np.maximum(h, 0)
+        elif spec.name == "gat":
+            heads = gat_heads(spec, i)
+            src, dst = _with_self_loops(edge_index, n)
+            hw = (h @ w[p + "weight"]).reshape(n, heads, -1)
+            a_src = (hw * w[p + "att_src"]).sum(-1)          # [N, H]
+            a_dst = (hw * w[p + "att_dst"]).sum(-1)
+            e = a_src[src] + a_dst[dst]                       # [E, H]
+            e = np.where(e > 0, e, spec.negative_slope * e)
+            emax = np.full((n, heads), -np.inf)
+            np.maximum.at(emax, dst, e)
+            ex = np.exp(e - emax[dst])
+            alpha = ex / _scatter_sum(ex, dst, n)[dst]
+            out = _scatter_sum(hw[src] * alpha[:, :, None], dst, n)   # [N, H, F]
+            h = out.mean(axis=1) if last else out.reshape(n, -1)
+            h = h + w[p + "bias"]
+            if not last:
+                h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))    # ELU
+        else:
+            raise ValueError(f"no reference for model '{spec.name}'")
+    return h
+
+
+def cross_entropy(logits: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
+    z = logits[mask]
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(z)), y[mask]].mean())
+
+
+def train_step(spec, weights: dict, graph, optimizer: str = "adam") -> tuple[float, dict]:
+    """One training step without dropout, in float64 torch.
+
+    Returns (loss before the step, parameters after the step) in the canonical layout.
+    """
+    import torch
+
+    n = graph.num_nodes
+    params = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in weights.items()}
+    x = torch.tensor(graph.x, dtype=torch.float64)
+    ei = torch.from_numpy(graph.edge_index)
+    h = x
+    for i in range(spec.layers):
+        last = i == spec.layers - 1
+        p = f"layers.{i}."
+        if spec.name == "gcn":
+            src, dst, nw = (torch.from_numpy(a) for a in gcn_norm(graph.edge_index, n))
+            hw = h @ params[p + "weight"]
+            h = torch.zeros(n, hw.shape[1], dtype=torch.float64).index_add(0, dst, hw[src] * nw[:, None])
+            h = h + params[p + "bias"]
+            if not last:
+                h = torch.relu(h)
+        elif spec.name == "sage":
+            src, dst = ei
+            deg = torch.bincount(dst, minlength=n).double().clamp(min=1)
+            agg = torch.zeros(n, h.shape[1], dtype=torch.float64).index_add(0, dst, h[src]) / deg[:, None]
+            h = agg @ params[p + "weight_neigh"] + h @ params[p + "weight_root"] + params[p + "bias"]
+            if not last:
+                h = torch.relu(h)
+        elif spec.name == "gat":
+            heads = gat_heads(spec, i)
+            src, dst = (torch.from_numpy(a) for a in _with_self_loops(graph.edge_index, n))
+            hw = (h @ params[p + "weight"]).reshape(n, heads, -1)
+            a_src = (hw * params[p + "att_src"]).sum(-1)
+            a_dst = (hw * params[p + "att_dst"]).sum(-1)
+            e = torch.nn.functional.leaky_relu(a_src[src] + a_dst[dst], spec.negative_slope)
+            emax = torch.full((n, heads), -torch.inf, dtype=torch.float64).scatter_reduce(
+                0, dst[:, None].expand(-1, heads), e, "amax")
+            ex = torch.exp(e - emax[dst])
+            denom = torch.zeros(n, heads, dtype=torch.float64).index_add(0, dst, ex)
+            alpha = ex / denom[dst]
+            out = torch.zeros(n, heads, hw.shape[2], dtype=torch.float64).index_add(
+                0, dst, hw[src] * alpha[:, :, None])
+            h = out.mean(1) if last else out.reshape(n, -1)
+            h = h + params[p + "bias"]
+            if not last:
+                h = torch.nn.functional.elu(h)
+        else:
+            raise ValueError(f"no reference for model '{spec.name}'")
+    mask = torch.from_numpy(graph.train_mask)
+    loss = torch.nn.functional.cross_entropy(h[mask], torch.from_numpy(graph.y)[mask])
+    opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    opt = opt_cls(list(params.values()), lr=spec.lr, weight_decay=spec.weight_decay)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach()), {k: v.detach().numpy() for k, v in params.items()}
