@@ -1,0 +1,178 @@
+"""The child process: runs one cell with one seed and writes its record.
+
+    python -m gnnbench.child JOB.json RECORD.json
+
+The harness owns the clock: every timed interval here is
+``perf_counter_ns() ; adapter.<work>() ; adapter.sync() ; perf_counter_ns()``.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+
+from .results import SCHEMA_VERSION
+
+
+def _tail(text: str, lines: int = 15, chars: int = 3000) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])[-chars:]
+
+
+def _timed(fn, sync) -> int:
+    t0 = time.perf_counter_ns()
+    fn()
+    sync()
+    return time.perf_counter_ns() - t0
+
+
+def run(job: dict) -> dict:
+    """Measure one run; returns the child's part of the record."""
+    from gnnbench.adapters import adapter_class
+    from .datasets import load_graph
+    from .references import in_band, reference
+    from .specs import spec_from_dict
+    from .stats import summarize
+    from .weights import init_weights
+
+    cell, cfg = job["cell"], job["config"]
+    out: dict = {"status": "failed", "error": "", "notes": []}
+    adapter = adapter_class(cell["library"])()
+    avail = adapter.available()
+    out["library_version"] = avail.version
+    if not avail.ok:
+        out.update(status="skipped", error=f"{cell['library']} unavailable: {avail.reason}"
+                   + (f"; install with: {avail.install_hint}" if avail.install_hint else ""))
+        return out
+    device = cell["device"]
+    if device.split(":")[0] not in adapter.devices:
+        out.update(status="skipped", error=f"{cell['library']} does not support device '{device}'")
+        return out
+    if device.startswith("cuda"):
+        ok, why = _cuda_available()
+        if not ok:
+            out.update(status="skipped", error=why)
+            return out
+    if cell["model"] not in adapter.models:
+        out.update(status="skipped", error=f"{cell['library']} does not implement model '{cell['model']}'")
+        return out
+
+    adapter.set_threads(cfg["threads"])
+    out["versions"] = adapter.versions()
+    spec = spec_from_dict(cell["spec"])
+    t0 = time.perf_counter()
+    graph = load_graph(cell["dataset"], job.get("data_dir"), normalize_features=spec.normalize_features)
+    out["load_s"] = time.perf_counter() - t0
+    out["dataset"] = {"fingerprint": graph.fingerprint(), **graph.summary()}
+    weights = init_weights(spec, graph.num_features, graph.num_classes, cell["seed"])
+
+    t0 = time.perf_counter_ns()
+    adapter.prepare(graph, spec, device, cell["seed"], weights)
+    adapter.sync()
+    setup_ns = time.perf_counter_ns() - t0
+    out["notes"] = adapter.notes()
+    out["params"] = adapter.num_parameters()
+
+    step, sync = adapter.train_step, adapter.sync
+    warm = [_timed(step, sync) for _ in range(cfg["warmup"])]
+    gc.collect()
+    epochs = [_timed(step, sync) for _ in range(cfg["epochs"])]
+    if not warm and epochs:
+        warm = [epochs[0]]
+    acc = adapter.evaluate()
+    infer = [_timed(adapter.infer, sync) for _ in range(cfg["infer_reps"])]
+
+    ms = [t / 1e6 for t in epochs]
+    s = summarize(ms)
+    out["times"] = {
+        "epoch_ms": [round(t, 4) for t in ms],
+        "median_ms": s["median"], "p25_ms": s["p25"], "p75_ms": s["p75"],
+        "mean_ms": s["mean"], "std_ms": s["std"], "min_ms": s["min"], "max_ms": s["max"],
+        "first_epoch_ms": warm[0] / 1e6 if warm else None,
+        "warmup_ms": [round(t / 1e6, 4) for t in warm],
+        "setup_s": setup_ns / 1e9,
+        "infer_ms": [round(t / 1e6, 4) for t in infer],
+        "infer_median_ms": summarize([t / 1e6 for t in infer])["median"],
+    }
+    out["accuracy"] = acc
+    ref = reference(cell["model"], graph.name)
+    check = in_band(cell["model"], graph.name, acc.get("test"))
+    out["accuracy_check"] = None if ref is None else {**ref, "in_band": check}
+    out["status"] = "accuracy_mismatch" if check is False else "ok"
+    out["memory"] = {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": _mb(adapter.peak_memory())}
+    return out
+
+
+def run_verify(job: dict) -> dict:
+    """`gnnbench verify` for one cell: compare the adapter with the reference."""
+    from gnnbench.adapters import adapter_class
+    from .datasets import load_graph
+    from .specs import spec_from_dict
+    from .verify import check
+
+    cell, cfg = job["cell"], job["config"]
+    adapter = adapter_class(cell["library"])()
+    avail = adapter.available()
+    if not avail.ok:
+        return {"status": "skipped", "error": f"{cell['library']} unavailable: {avail.reason}"
+                + (f"; install with: {avail.install_hint}" if avail.install_hint else "")}
+    if cell["model"] not in adapter.models:
+        return {"status": "skipped", "error": f"{cell['library']} does not implement model '{cell['model']}'"}
+    if cell["device"].startswith("cuda"):
+        ok, why = _cuda_available()
+        if not ok:
+            return {"status": "skipped", "error": why}
+    adapter.set_threads(cfg["threads"])
+    spec = spec_from_dict(cell["spec"])
+    graph = load_graph(cell["dataset"], job.get("data_dir"), normalize_features=spec.normalize_features)
+    res = check(adapter, spec, graph, cell["device"], cell["seed"])
+    return {"status": "passed" if res["passed"] else "failed", "notes": adapter.notes(), **res}
+
+
+def _cuda_available() -> tuple[bool, str]:
+    try:
+        import torch
+    except ImportError:
+        return False, "CUDA device requested but torch is not installed"
+    if not torch.cuda.is_available():
+        return False, "CUDA device requested but none is available on this machine"
+    return True, ""
+
+
+def _peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # KiB on Linux
+    return round(kb / 1024.0, 1)
+
+
+def _mb(nbytes):
+    return None if nbytes is None else round(nbytes / 2**20, 1)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    job_path, out_path = argv
+    with open(job_path) as fh:
+        job = json.load(fh)
+    try:
+        out = run_verify(job) if job.get("mode") == "verify" else run(job)
+    except MemoryError:
+        out = {"status": "oom", "error": "MemoryError: " + _tail(traceback.format_exc(), 4)}
+    except Exception as exc:  # recorded, never lost: the parent appends it
+        from .errors import UsageError
+        if isinstance(exc, UsageError):
+            out = {"status": "failed", "error": str(exc)}
+        else:
+            out = {"status": "failed", "error": _tail(traceback.format_exc())}
+    out["schema"] = SCHEMA_VERSION
+    tmp = out_path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(out, fh, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    os.replace(tmp, out_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Command-line interface. Imports no ML library: `gnnbench --help` is instant."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import UsageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(msg: str, code: int) -> None:
+    click.echo(f"gnnbench: error: {msg}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns every expected error into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            _fail(str(exc), exc.exit_code)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except KeyboardInterrupt:
+            _fail("interrupted; every finished run is already in the results file (use --resume)", 130)
+        except BrokenPipeError:
+            sys.exit(1)
+        except Exception as exc:  # an unexpected bug: one line, traceback only on request
+            if os.environ.get("GNNBENCH_DEBUG"):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (set GNNBENCH_DEBUG=1 for the traceback)", 1)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(package_name="gnnbench")
+def main():
+    """gnnbench: which graph-learning library trains your GNN fastest, measured honestly.
+
+    Every cell (library x model x dataset x device) runs in a fresh process with the
+    same inputs, the same initial weights and the same clock.
+    """
+
+
+def _csv(value):
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _default_out(suite: str) -> Path:
+    from datetime import datetime
+    return Path("gnnbench-out") / f"{Path(suite).stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl"
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--suite", default="quick", show_default=True, help="Suite name in configs/ or a YAML file.")
+@click.option("--libs", help="Comma-separated libraries (overrides the suite).")
+@click.option("--models", help="Comma-separated models.")
+@click.option("--datasets", help="Comma-separated datasets, e.g. cora,synthetic:nodes=100000.")
+@click.option("--devices", help="Comma-separated devices: cpu, cuda.")
+@click.option("--epochs", type=click.IntRange(1), help="Timed epochs per run.")
+@click.option("--warmup", type=click.IntRange(0), help="Warm-up epochs (not timed as epochs).")
+@click.option("--repeats", type=click.IntRange(1), help="Seeds per cell (0..N-1).")
+@click.option("--threads", type=click.IntRange(1), help="Threads for every library [default: all cores].")
+@click.option("--timeout", type=click.FloatRange(1), help="Seconds per child run.")
+@click.option("--memory-limit", "memory_limit", type=click.FloatRange(0.1), help="GiB of address space per child.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Model hyperparameter override, e.g. --set hidden=32 (repeatable).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Raw dataset folder [env GNNBENCH_DATA].")
+@click.option("--out", type=click.Path(dir_okay=False), help="Results file (JSONL, appended to).")
+@click.option("--resume", is_flag=True, help="Run only the runs missing from --out.")
+@click.option("--report/--no-report", default=True, show_default=True, help="Write and print the markdown report.")
+def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads, timeout, memory_limit,
+        overrides, data_dir, out, resume, report):
+    """Run a benchmark suite; append one record per run to a JSONL file."""
+    from .config import expand, load_suite
+    from .report import to_markdown
+    from .results import read_records
+    from .runner import run_cells
+    from .specs import parse_overrides
+
+    s = load_suite(suite)
+    for attr, value in (("libraries", libs), ("models", models), ("datasets", datasets), ("devices", devices)):
+        if value is not None:
+            setattr(s, attr, _csv(value))
+    for attr, value in (("epochs", epochs), ("warmup", warmup), ("threads", threads), ("timeout", timeout),
+                        ("memory_limit_gb", memory_limit)):
+        if value is not None:
+            setattr(s.run, attr, value)
+    if repeats is not None:
+        s.repeats = repeats
+    cells = expand(s, parse_overrides(list(overrides)))
+    if resume and not out:
+        raise UsageError("--resume needs --out FILE (the results file to complete)")
+    out_path = Path(out) if out else _default_out(s.name)
+    if out_path.exists() and not resume:
+        read_records(out_path)  # refuse to append to a corrupt or foreign file
+    run_cells(cells, s.run, out_path, resume=resume, data_dir=data_dir)
+    records = [r for r in read_records(out_path)]
+    click.echo(f"results: {out_path} ({len(records)} records)", err=True)
+    if report:
+        text = to_markdown(records, title=f"gnnbench: suite {s.name}")
+        md = out_path.with_suffix(".md")
+        md.write_text(text)
+        click.echo(text)
+        click.echo(f"report: {md}", err=True)
+
+
+@main.command(name="list", context_settings=CONTEXT)
+@click.option("--no-check", is_flag=True, help="Do not import libraries to check availability.")
+def list_(no_check):
+    """Adapters (installed version or why not), models, datasets, suites."""
+    from gnnbench.adapters import adapter_names
+
+    from .config import suite_names
+    from .datasets import dataset_names
+    from .specs import model_names
+
+    click.echo("libraries:")
+    for name in adapter_names():
+        click.echo(f"  {name:10s} {'(not checked)' if no_check else _availability(name)}")
+    click.echo("models:   " + ", ".join(model_names()))
+    click.echo("datasets: " + ", ".join(dataset_names()))
+    click.echo("suites:   " + ", ".join(suite_names()))
+
+
+def _availability(name: str) -> str:
+    """Check a library in a child process (its import must not pollute this one)."""
+    import json
+    import subprocess
+
+    code = ("import json,sys; from gnnbench.adapters import adapter_class; a=adapter_class(sys.argv[1])();"
+            " v=a.available(); print(json.dumps(dict(ok=v.ok, version=v.version, reason=v.reason, hint=v.install_hint)))")
+    from .runner import child_env
+    from .config import Cell
+    env = child_env(Cell(name, "", "", "cpu", {}), 1)
+    try:
+        p = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True, timeout=300, env=env)
+        v = json.loads(p.stdout.strip().splitlines()[-1])
+    except Exception as exc:
+        return f"unavailable: could not check ({type(exc).__name__})"
+    if v["ok"]:
+        return f"{v['version']}"
+    return f"unavailable: {v['reason']}" + (f" (install: {v['hint']})" if v["hint"] else "")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "json"]), default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--title", default="gnnbench report", show_default=True)
+def report(results, fmt, out, title):
+    """Render results file(s) as a markdown, CSV or JSON table."""
+    from .report import render
+    from .results import read_records
+
+    records = [r for path in results for r in read_records(path)]
+    if not records:
+        raise UsageError("no records in " + ", ".join(results))
+    text = render(records, fmt, title)
+    if out:
+        Path(out).write_text(text)
+        click.echo(f"report: {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command(context_settings=CONTEXT)
+def env():
+    """The environment results would be recorded with."""
+    import json
+
+    from .envinfo import environment
+    click.echo(json.dumps(environment(), indent=2))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--libs", help="Comma-separated libraries [default: all].")
+@click.option("--models", default="gcn,gat,sage", show_default=True)
+@click.option("--datasets", default="cora,citeseer,pubmed", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(1))
+@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False))
+def verify(libs, models, datasets, device, threads, timeout, data_dir):
+    """Prove each library computes the reference model: logits, loss, one optimiser step.
+
+    Exits 1 if any cell fails, 0 if all pass or are skipped.
+    """
+    from gnnbench.adapters import adapter_names
+
+    from .config import Suite, expand
+    from .envinfo import cpu_count
+    from .runner import child_env, spawn
+    from .verify import LOGITS_ATOL, LOSS_RTOL, PARAMS_ATOL
+
+    s = Suite("verify", _csv(libs) if libs else adapter_names(), _csv(models), _csv(datasets), [device])
+    cells = expand(s)
+    n_threads = threads or cpu_count()
+    click.echo(f"tolerances: logits |diff| <= {LOGITS_ATOL:g}, loss rel <= {LOSS_RTOL:g}, "
+               f"params after one step |diff| <= {PARAMS_ATOL:g}\n")
+    click.echo("| library | model | dataset | device | logits max diff | loss rel diff | params max diff | result |")
+    click.echo("|---|---|---|---|---|---|---|---|")
+    failed = 0
+    for cell in cells:
+        job = {"mode": "verify", "cell": cell.to_dict(), "config": {"threads": n_threads}, "data_dir": data_dir}
+        rc, res, tail, _ = spawn(job, child_env(cell, n_threads), n_threads, timeout)
+        if res is None:
+            res = {"status": "failed", "error": "timeout" if rc is None else (tail.splitlines() or ["crashed"])[-1]}
+        if res["status"] == "passed":
+            cols = (f"{res['logits_max_abs_diff']:.2e}", f"{res['loss_rel_diff']:.2e}", f"{res['params_max_abs_diff']:.2e}")
+        elif "logits_max_abs_diff" in res:
+            cols = (f"{res['logits_max_abs_diff']:.2e}", f"{res['loss_rel_diff']:.2e}", f"{res['params_max_abs_diff']:.2e}")
+        else:
+            cols = ("–", "–", "–")
+        result = res["status"] if res["status"] == "passed" else f"{res['status']} {res.get('error', '').strip().splitlines()[-1] if res.get('error') else ''}".strip()
+        failed += res["status"] == "failed"
+        click.echo(f"| {cell.library} | {cell.model} | {cell.dataset} | {cell.device} | {' | '.join(cols)} | {result} |")
+    click.echo(f"\n{len(cells) - failed} of {len(cells)} cells passed or skipped; {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

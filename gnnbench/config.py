@@ -1,0 +1,189 @@
+"""Suites (YAML) and the cells they expand to.
+
+A suite file::
+
+    name: quick
+    libraries: [pyg, dgl]          # or "all"
+    models: [gcn, gat, sage]
+    datasets: [cora]
+    devices: [cpu]
+    epochs: 200                    # timed epochs per run
+    warmup: 10
+    repeats: 1                     # seeds 0..repeats-1
+    timeout: 900                   # seconds per child run
+    threads: null                  # null = all cores
+    overrides:                     # per-model hyperparameters
+      gcn: {hidden: 32}
+
+A cell is one (library, model, dataset, device); each seed of a cell is one
+child run and one result record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import UsageError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+SUITE_KEYS = {"name", "description", "libraries", "models", "datasets", "devices", "epochs", "warmup",
+              "repeats", "timeout", "threads", "overrides", "infer_reps", "memory_limit_gb"}
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides how one child run is measured."""
+    epochs: int = 200
+    warmup: int = 10
+    threads: int | None = None
+    timeout: float = 900.0
+    infer_reps: int = 20
+    memory_limit_gb: float | None = None
+
+
+@dataclass
+class Cell:
+    library: str
+    model: str
+    dataset: str
+    device: str
+    spec: dict                    # the full model spec, as used
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.library}/{self.model}/{self.dataset}/{self.device}"
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:10]
+
+    def key(self) -> str:
+        """Identity of one run: the cell, its spec and its seed (what --resume matches)."""
+        return f"{self.name}/{self.spec_hash()}/seed{self.seed}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Suite:
+    name: str
+    libraries: list[str]
+    models: list[str]
+    datasets: list[str]
+    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    repeats: int = 1
+    overrides: dict = field(default_factory=dict)
+    run: RunConfig = field(default_factory=RunConfig)
+    description: str = ""
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def resolve_suite_path(name_or_file: str) -> Path:
+    p = Path(name_or_file)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise UsageError(f"suite file not found: {p}")
+        return p
+    candidate = CONFIG_DIR / f"{name_or_file}.yaml"
+    if candidate.exists():
+        return candidate
+    raise UsageError(f"unknown suite '{name_or_file}'; valid suites: {', '.join(suite_names())} (or a YAML file)")
+
+
+def _as_list(value, key: str, path) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return [str(v) for v in value]
+    raise UsageError(f"{path}: '{key}' must be a list of names or a comma-separated string")
+
+
+def load_suite(name_or_file: str) -> Suite:
+    path = resolve_suite_path(name_or_file)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"malformed YAML at {where}: {problem}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read suite {path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: a suite must be a YAML mapping (name, libraries, models, datasets, ...)")
+    unknown = set(data) - SUITE_KEYS
+    if unknown:
+        raise UsageError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(SUITE_KEYS))}")
+    overrides = data.get("overrides") or {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise UsageError(f"{path}: 'overrides' must map model names to {{hyperparameter: value}}")
+    run = RunConfig()
+    for key in ("epochs", "warmup", "threads", "timeout", "infer_reps", "memory_limit_gb"):
+        if data.get(key) is not None:
+            setattr(run, key, _number(data[key], key, path, float if key in ("timeout", "memory_limit_gb") else int))
+    return Suite(
+        name=str(data.get("name") or path.stem),
+        description=str(data.get("description") or ""),
+        libraries=_as_list(data.get("libraries", "all"), "libraries", path),
+        models=_as_list(data.get("models"), "models", path),
+        datasets=_as_list(data.get("datasets"), "datasets", path),
+        devices=_as_list(data.get("devices", ["cpu"]), "devices", path),
+        repeats=_number(data.get("repeats", 1), "repeats", path, int),
+        overrides=overrides,
+        run=run,
+    )
+
+
+def _number(value, key, path, kind):
+    try:
+        v = kind(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{path}: '{key}' must be a number, got {value!r}") from None
+    if v < 0:
+        raise UsageError(f"{path}: '{key}' must not be negative")
+    return v
+
+
+def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
+    """Validate every name and expand the suite into cells x seeds."""
+    from gnnbench.adapters import adapter_names
+    from .datasets import canonical_dataset_name
+    from .specs import get_spec, model_names
+
+    libs = adapter_names() if suite.libraries in (["all"], []) else suite.libraries
+    valid = adapter_names()
+    for lib in libs:
+        if lib not in valid:
+            raise UsageError(f"unknown library '{lib}'; valid libraries: {', '.join(valid)}")
+    if not suite.models:
+        raise UsageError(f"suite '{suite.name}' names no models; valid models: {', '.join(model_names())}")
+    if not suite.datasets:
+        raise UsageError(f"suite '{suite.name}' names no datasets")
+    for dev in suite.devices:
+        if dev not in ("cpu", "cuda") and not dev.startswith("cuda:"):
+            raise UsageError(f"unknown device '{dev}'; valid devices: cpu, cuda, cuda:N")
+    for m in suite.overrides:
+        if m not in model_names():
+            raise UsageError(f"overrides for unknown model '{m}'; valid models: {', '.join(model_names())}")
+    datasets = [canonical_dataset_name(d) for d in suite.datasets]
+    cells = []
+    for dataset in datasets:
+        for device in suite.devices:
+            for model in suite.models:
+                overrides = {**suite.overrides.get(model, {}), **(cli_overrides or {})}
+                spec = dataclasses.asdict(get_spec(model, dataset, overrides))
+                for lib in libs:
+                    for seed in range(max(1, suite.repeats)):
+                        cells.append(Cell(lib, model.lower(), dataset, device, spec, seed))
+    return cells

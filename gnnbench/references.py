@@ -1,0 +1,32 @@
+"""Published accuracy references (data in data/reference_accuracy.yaml)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+PATH = Path(__file__).with_name("data") / "reference_accuracy.yaml"
+
+
+@lru_cache(maxsize=1)
+def _load() -> dict:
+    with open(PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+def reference(model: str, dataset: str) -> dict | None:
+    """{'test': pct, 'band': pct, 'source': str} or None when no reference exists."""
+    data = _load()
+    entry = data["references"].get(model, {})
+    if dataset not in entry:
+        return None
+    return {"test": float(entry[dataset]), "band": float(data["band"]), "source": entry.get("source", "")}
+
+
+def in_band(model: str, dataset: str, test_acc: float | None) -> bool | None:
+    """True/False for a test accuracy in [0, 1]; None when there is nothing to check against."""
+    ref = reference(model, dataset)
+    if ref is None or test_acc is None:
+        return None
+    return abs(100.0 * test_acc - ref["test"]) <= ref["band"]

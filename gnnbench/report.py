@@ -1,0 +1,177 @@
+"""Reports: records -> one row per (dataset, device, library, model) -> markdown / csv / json.
+
+Times pool every timed epoch of every seed; accuracy is mean ± std over seeds.
+A row whose mean test accuracy lies outside the reference band is
+``accuracy_mismatch``: a fast wrong implementation must not win.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import OrderedDict
+
+from .references import in_band, reference
+from .results import latest_per_key
+from .stats import mean_std, summarize
+
+# worst first: the row shows the worst status among its seeds
+STATUS_ORDER = ("failed", "oom", "timeout", "accuracy_mismatch", "skipped", "ok")
+
+
+def rows(records: list[dict]) -> list[dict]:
+    groups: "OrderedDict[tuple, list[dict]]" = OrderedDict()
+    for r in latest_per_key(records):
+        c = r["cell"]
+        groups.setdefault((c["dataset"], c["device"], c["library"], c["model"]), []).append(r)
+    out = []
+    for (dataset, device, library, model), recs in groups.items():
+        ok = [r for r in recs if r.get("times")]
+        epochs = [t for r in ok for t in r["times"]["epoch_ms"]]
+        s = summarize(epochs)
+        accs = [r["accuracy"]["test"] for r in ok if r.get("accuracy")]
+        acc_mean, acc_std = mean_std(accs)
+        statuses = {r["status"] for r in recs}
+        status = next(st for st in STATUS_ORDER if st in statuses or st == "ok")
+        check = in_band(model, dataset, acc_mean)
+        if status in ("ok", "accuracy_mismatch"):
+            status = "accuracy_mismatch" if check is False else "ok"
+        mem = [r["memory"]["peak_rss_mb"] for r in ok if r.get("memory")]
+        dmem = [r["memory"].get("device_peak_mb") for r in ok if r.get("memory") and r["memory"].get("device_peak_mb")]
+        errors = [r.get("error", "") for r in recs if r.get("error")]
+        out.append({
+            "dataset": dataset, "device": device, "library": library, "model": model,
+            "seeds": len(recs), "status": status,
+            "median_ms": s["median"], "p25_ms": s["p25"], "p75_ms": s["p75"], "epochs": s["n"],
+            "first_epoch_ms": _median([r["times"]["first_epoch_ms"] for r in ok]),
+            "setup_s": _median([r["times"]["setup_s"] for r in ok]),
+            "infer_ms": _median([r["times"]["infer_median_ms"] for r in ok]),
+            "test_acc_mean": acc_mean, "test_acc_std": acc_std,
+            "reference_acc": (reference(model, dataset) or {}).get("test"),
+            "peak_rss_mb": max(mem) if mem else None,
+            "device_peak_mb": max(dmem) if dmem else None,
+            "params": ok[0].get("params") if ok else None,
+            "version": next((r.get("library_version") for r in recs if r.get("library_version")), None),
+            "fingerprint": next((r["dataset"]["fingerprint"] for r in ok if r.get("dataset")), None),
+            "error": errors[-1].strip().splitlines()[0] if errors else "",
+            "notes": sorted({n for r in recs for n in r.get("notes", [])}),
+        })
+    for (dataset, device) in {(r["dataset"], r["device"]) for r in out}:
+        table = [r for r in out if r["dataset"] == dataset and r["device"] == device]
+        valid = [r["median_ms"] for r in table if r["median_ms"] and r["status"] == "ok"]
+        fastest = min(valid) if valid else None
+        for r in table:
+            r["relative"] = (r["median_ms"] / fastest) if (fastest and r["median_ms"]) else None
+    return out
+
+
+def _median(values):
+    v = [x for x in values if x is not None]
+    return summarize(v)["median"] if v else None
+
+
+def _f(x, fmt="{:.2f}", none="–"):
+    return none if x is None else fmt.format(x)
+
+
+def environment_lines(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    env = records[-1].get("env", {})
+    versions: dict[str, str] = {}
+    for r in records:
+        versions.update(r.get("env", {}).get("library_versions") or {})
+    dates = sorted(r["timestamp"] for r in records if r.get("timestamp"))
+    runs = sorted({r.get("run_id") for r in records if r.get("run_id")})
+    cfg = records[-1].get("config", {})
+    lines = [
+        f"- Machine: {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores; "
+        f"threads per run: {env.get('threads', '?')}; {env.get('os', '?')}",
+        f"- Python {env.get('python', '?')}; gnnbench {env.get('gnnbench', '?')} (git {env.get('git_revision') or '?'})",
+        f"- Libraries: " + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "–"),
+        f"- Measured: {dates[0]} to {dates[-1]} (run {', '.join(runs)})" if dates else "- Measured: ?",
+        f"- Protocol: {cfg.get('warmup', '?')} warm-up epochs, {cfg.get('epochs', '?')} timed epochs per seed, "
+        f"each `train_step(); sync()` timed by the harness; inference median of {cfg.get('infer_reps', '?')} "
+        f"forward passes; peak memory is the child process's peak RSS",
+    ]
+    return lines
+
+
+def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
+    table_rows = rows(records)
+    out = [f"# {title}", "", *environment_lines(records), ""]
+    keys = []
+    for r in table_rows:
+        if (r["dataset"], r["device"]) not in keys:
+            keys.append((r["dataset"], r["device"]))
+    for dataset, device in keys:
+        table = [r for r in table_rows if r["dataset"] == dataset and r["device"] == device]
+        fp = next((r["fingerprint"] for r in table if r["fingerprint"]), None)
+        out.append(f"## {dataset} on {device}" + (f" (input fingerprint `{fp}`)" if fp else ""))
+        out.append("")
+        out.append("| library | model | median epoch ms [p25–p75] | first epoch ms | setup s | inference ms "
+                   "| test acc % (ref) | peak MB | status | relative |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        table.sort(key=lambda r: (r["model"], r["median_ms"] is None, r["median_ms"] or 0))
+        for r in table:
+            acc = "–"
+            if r["test_acc_mean"] is not None:
+                acc = f"{100 * r['test_acc_mean']:.1f} ± {100 * (r['test_acc_std'] or 0):.1f}"
+                if r["seeds"] > 1:
+                    acc += f" (n={r['seeds']})"
+                if r["reference_acc"] is not None:
+                    acc += f" ({r['reference_acc']:.1f})"
+            med = "–" if r["median_ms"] is None else \
+                f"{r['median_ms']:.2f} [{r['p25_ms']:.2f}–{r['p75_ms']:.2f}]"
+            mem = _f(r["peak_rss_mb"], "{:.0f}")
+            if r["device_peak_mb"]:
+                mem += f" (dev {r['device_peak_mb']:.0f})"
+            status = r["status"] if r["status"] in ("ok",) or not r["error"] else f"{r['status']}: {_short(r['error'])}"
+            rel = "–" if r["relative"] is None else f"{r['relative']:.2f}×"
+            out.append(f"| {r['library']} | {r['model']} | {med} | {_f(r['first_epoch_ms'], '{:.1f}')} | "
+                       f"{_f(r['setup_s'], '{:.2f}')} | {_f(r['infer_ms'])} | {acc} | {mem} | {status} | {rel} |")
+        out.append("")
+    notes = sorted({(r["library"], n) for r in table_rows for n in r["notes"]})
+    if notes:
+        out.append("## Notes from the adapters")
+        out.append("")
+        out.extend(f"- **{lib}**: {n}" for lib, n in notes)
+        out.append("")
+    out.append("Relative: median epoch time divided by the fastest `ok` row of the same table "
+               "(1.00× is fastest). Accuracy: mean ± std of test accuracy over seeds, published reference "
+               "in parentheses; rows more than the band away are `accuracy_mismatch` and never count as fastest.")
+    return "\n".join(out) + "\n"
+
+
+def _short(text: str, n: int = 90) -> str:
+    text = text.replace("|", "/").replace("\n", " ").strip()
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+CSV_FIELDS = ("dataset", "device", "library", "model", "seeds", "status", "median_ms", "p25_ms", "p75_ms",
+              "epochs", "first_epoch_ms", "setup_s", "infer_ms", "test_acc_mean", "test_acc_std",
+              "reference_acc", "peak_rss_mb", "device_peak_mb", "params", "version", "relative", "fingerprint",
+              "error")
+
+
+def to_csv(records: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows(records):
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def to_json(records: list[dict]) -> str:
+    return json.dumps(rows(records), indent=2, default=str) + "\n"
+
+
+def render(records: list[dict], fmt: str = "md", title: str = "gnnbench report") -> str:
+    if fmt == "md":
+        return to_markdown(records, title)
+    if fmt == "csv":
+        return to_csv(records)
+    if fmt == "json":
+        return to_json(records)
+    raise ValueError(fmt)

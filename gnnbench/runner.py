@@ -1,0 +1,201 @@
+"""The runner: each run of a cell in a fresh child process, threads pinned, with a timeout.
+
+Data flows one way: cells -> child runs -> records (appended at once) -> reports.
+A crash, OOM kill or timeout in one run is recorded and the suite goes on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .config import Cell, RunConfig
+from .envinfo import cpu_count, environment
+from .results import SCHEMA_VERSION, append_record, completed_keys
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def child_env(cell: Cell, threads: int) -> dict[str, str]:
+    from gnnbench.adapters import adapter_class
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.update(adapter_class(cell.library).child_env(threads))
+    # the child imports gnnbench from the same place as the parent
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _preexec(threads: int, memory_limit_gb: float | None):
+    def fn():
+        try:  # pin the child to the first `threads` cores it may use
+            cores = sorted(os.sched_getaffinity(0))
+            if threads < len(cores):
+                os.sched_setaffinity(0, cores[:threads])
+        except (AttributeError, OSError):
+            pass
+        if memory_limit_gb:
+            import resource
+            limit = int(memory_limit_gb * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return fn
+
+
+def _tail(path: Path, lines: int = 12, chars: int = 3000) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])[-chars:]
+
+
+def run_one(cell: Cell, cfg: RunConfig, run_id: str, data_dir: str | None = None) -> dict:
+    """Run one cell+seed in a child process and return its complete record."""
+    threads = cfg.threads or cpu_count()
+    record = {
+        "schema": SCHEMA_VERSION,
+        "run_id": run_id,
+        "key": cell.key(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cell": {"library": cell.library, "model": cell.model, "dataset": cell.dataset,
+                 "device": cell.device, "seed": cell.seed},
+        "spec": cell.spec,
+        "config": {**dataclasses.asdict(cfg), "threads": threads},
+        "env": {**environment(), "threads": threads},
+    }
+    job = {"cell": cell.to_dict(), "config": record["config"], "data_dir": data_dir}
+    rc, child, stderr_tail, wall = spawn(job, child_env(cell, threads), threads, cfg.timeout, cfg.memory_limit_gb)
+    record["wall_s"] = wall
+    if rc is None:
+        record.update(status="timeout", error=f"killed after the {cfg.timeout:g} s timeout\n" + stderr_tail)
+    elif child is not None:
+        child.pop("schema", None)
+        record.update(child)
+        if rc != 0 and record.get("status") == "ok":
+            record.update(status="failed", error=f"child exited with {rc} after writing its record")
+    else:
+        record.update(status=_death_status(rc, stderr_tail, cfg), error=_death_message(rc) + "\n" + stderr_tail)
+    record.setdefault("error", "")
+    record["env"].update({"library_versions": record.pop("versions", {})})
+    return record
+
+
+def spawn(job: dict, env: dict, threads: int, timeout: float, memory_limit_gb: float | None = None):
+    """Run ``python -m gnnbench.child`` on ``job``.
+
+    Returns (exit code or None on timeout, the child's JSON output or None, stderr tail, wall seconds).
+    """
+    with tempfile.TemporaryDirectory(prefix="gnnbench-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "job.json").write_text(json.dumps(job))
+        out_path, stdout, stderr = tmp / "record.json", tmp / "stdout", tmp / "stderr"
+        cmd = [sys.executable, "-m", "gnnbench.child", str(tmp / "job.json"), str(out_path)]
+        t0 = time.monotonic()
+        with open(stdout, "wb") as so, open(stderr, "wb") as se:
+            proc = subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True, preexec_fn=_preexec(threads, memory_limit_gb))
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                rc = None
+        wall = round(time.monotonic() - t0, 3)
+        child = json.loads(out_path.read_text()) if (rc is not None and out_path.exists()) else None
+        return rc, child, _tail(stderr), wall
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _death_message(rc: int) -> str:
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return f"child killed by {name} before writing its record"
+    return f"child exited with code {rc} before writing its record"
+
+
+def _death_status(rc: int, stderr_tail: str, cfg: RunConfig) -> str:
+    text = stderr_tail.lower()
+    if "memoryerror" in text or "bad_alloc" in text or "out of memory" in text:
+        return "oom"
+    if rc == -signal.SIGKILL and cfg.memory_limit_gb:
+        return "oom"
+    return "failed"
+
+
+def run_cells(cells: list[Cell], cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
+              data_dir: str | None = None, progress: bool | None = None, run_id: str | None = None) -> list[dict]:
+    """Run every cell not already complete in ``out`` (with resume); append each record at once."""
+    done = completed_keys(out) if resume else set()
+    todo = [c for c in cells if c.key() not in done]
+    run_id = run_id or new_run_id()
+    records = []
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = _Progress(len(todo), len(cells) - len(todo), show)
+    with bar:
+        for cell in todo:
+            bar.start(cell)
+            rec = run_one(cell, cfg, run_id, data_dir)
+            append_record(out, rec)
+            records.append(rec)
+            bar.finish(rec)
+    return records
+
+
+class _Progress:
+    """A rich progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, skipped: int, show: bool):
+        self.total, self.skipped, self.show = total, skipped, show and total > 0
+        self._p = None
+
+    def __enter__(self):
+        if self.show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            self._p = Progress(TextColumn("[bold]cell"), MofNCompleteColumn(), BarColumn(),
+                               TextColumn("{task.description}"), TimeElapsedColumn(), transient=False)
+            self._p.__enter__()
+            self._task = self._p.add_task("", total=self.total)
+            if self.skipped:
+                self._p.console.print(f"--resume: {self.skipped} finished run(s) kept, {self.total} to run")
+        return self
+
+    def start(self, cell: Cell):
+        if self._p:
+            self._p.update(self._task, description=f"{cell.name} seed {cell.seed}")
+
+    def finish(self, rec: dict):
+        if self._p:
+            t = rec.get("times", {}).get("median_ms")
+            msg = f"{rec['key'].rsplit('/', 2)[0]}: {rec['status']}" + (f", {t:.2f} ms/epoch" if t else "")
+            self._p.console.print(msg)
+            self._p.advance(self._task)
+
+    def __exit__(self, *exc):
+        if self._p:
+            self._p.__exit__(*exc)
