@@ -8,7 +8,7 @@ another receives: public split (20 labelled nodes per class, 500 validation,
 from __future__ import annotations
 
 import pickle
-import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +26,10 @@ def raw_paths(root: Path, name: str) -> dict[str, Path]:
 
 def _load_pickle(path: Path):
     try:
-        with open(path, "rb") as fh:
-            if sys.version_info > (3, 0):
-                return pickle.load(fh, encoding="latin1")
-            return pickle.load(fh)
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            # the 2016 pickles name scipy.sparse.csr.csr_matrix, a deprecated alias
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return pickle.load(fh, encoding="latin1")
     except Exception as exc:  # corrupt or truncated file
         raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
 

@@ -1,0 +1,174 @@
+"""The Graph Nets adapter: verify against the reference, train, reproduce, fail cleanly.
+
+TensorFlow never runs in the pytest process (it must not sit next to torch
+there): every TF check runs in a child process started with the adapter's
+``child_env`` (TF_USE_LEGACY_KERAS=1), which prints one JSON line.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from gnnbench.adapters.graphnets import GraphNetsAdapter
+
+from conftest import DATA_DIR, ROOT
+
+CHILD = textwrap.dedent(r"""
+    import json, sys
+    from gnnbench.adapters.graphnets import GraphNetsAdapter
+    from gnnbench.datasets import load_graph
+    from gnnbench.specs import get_spec
+    from gnnbench.weights import init_weights
+
+    job = json.loads(sys.argv[1])
+    out = {}
+    a = GraphNetsAdapter()
+    a.set_threads(2)
+    av = a.available()
+    out["available"] = [av.ok, av.version, av.reason]
+    out["versions"] = a.versions()
+    import tensorflow as tf
+    out["threads"] = [tf.config.threading.get_intra_op_parallelism_threads(),
+                      tf.config.threading.get_inter_op_parallelism_threads()]
+    out["thread_notes"] = a.notes()
+    graphs = {}
+
+    def graph(spec):
+        key = spec.normalize_features
+        if key not in graphs:
+            graphs[key] = load_graph("cora", job["data"], normalize_features=key)
+        return graphs[key]
+
+    if job.get("verify"):
+        from gnnbench import verify
+        out["verify"] = {}
+        for m in ("gcn", "gat", "sage"):
+            spec = get_spec(m, "cora")
+            out["verify"][m] = verify.check(GraphNetsAdapter(), spec, graph(spec))
+
+    out["train"] = []
+    for model, epochs, seed in job["train"]:
+        spec = get_spec(model, "cora")
+        t = GraphNetsAdapter()
+        g = graph(spec)
+        t.prepare(g, spec, "cpu", seed, init_weights(spec, g.num_features, g.num_classes, seed))
+        losses = []
+        for _ in range(epochs):
+            t.train_step()
+            t.sync()
+            losses.append(t.last_loss())
+        t.infer()
+        out["train"].append({"model": model, "seed": seed, "losses": losses, "acc": t.evaluate(),
+                             "notes": t.notes(), "nparams": t.num_parameters()})
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def run_child(job: dict, timeout: int = 300) -> dict:
+    env = dict(os.environ)
+    env.update(GraphNetsAdapter.child_env(2))
+    job = {"data": DATA_DIR, **job}
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(job)], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"child failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def first(data_dir):
+    """Availability, verify for every model, and training runs, in one TF process."""
+    return run_child({"verify": True,
+                      "train": [["gcn", 50, 0], ["gcn", 50, 0], ["gcn", 50, 1],
+                                ["gat", 8, 0], ["sage", 8, 0]]})
+
+
+@pytest.fixture(scope="module")
+def second(data_dir):
+    """The same seeded training runs in a fresh process."""
+    return run_child({"train": [["gcn", 50, 0], ["gat", 8, 0], ["sage", 8, 0]]})
+
+
+def test_available_and_versions(first):
+    ok, version, reason = first["available"]
+    assert ok, reason
+    assert version == "1.1.0"
+    assert first["versions"]["graph_nets"] == "1.1.0"
+    assert first["versions"]["sonnet"].startswith("2.")
+    assert first["versions"]["tensorflow"].startswith("2.")
+
+
+def test_threads_applied(first):
+    assert first["threads"] == [2, 2]
+    assert not first["thread_notes"]
+
+
+@pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
+def test_verify_cora(first, model):
+    r = first["verify"][model]
+    assert r["passed"], r
+    assert r["logits_max_abs_diff"] < 1e-6
+    assert r["loss_rel_diff"] < 1e-6
+
+
+def test_gcn_trains(first):
+    run = first["train"][0]
+    assert run["model"] == "gcn"
+    losses = run["losses"]
+    assert all(l == l for l in losses)  # no NaN
+    assert losses[-1] < losses[0] - 0.3, losses
+    assert run["acc"]["test"] > 0.5, run["acc"]
+    assert run["acc"]["train"] > 0.8, run["acc"]
+    # parameter count of a 2-layer GCN on Cora: 1433*16 + 16 + 16*7 + 7
+    assert run["nparams"] == 1433 * 16 + 16 + 16 * 7 + 7
+    assert any("gcn:" in n for n in run["notes"])
+
+
+def test_same_seed_same_result_in_process(first):
+    a, b, c = first["train"][:3]
+    assert a["losses"] == b["losses"]
+    assert a["acc"] == b["acc"]
+    # a different seed changes the weights and the dropout masks
+    assert c["losses"] != a["losses"]
+
+
+def test_same_seed_same_result_across_processes(first, second):
+    by_key = {(r["model"], r["seed"]): r for r in first["train"]}
+    for run in second["train"]:
+        ref = by_key[(run["model"], run["seed"])]
+        assert run["losses"] == ref["losses"], run["model"]
+        assert run["acc"] == ref["acc"], run["model"]
+
+
+def test_dropout_is_active_in_training(first):
+    # with dropout the training loss differs from the deterministic verify loss
+    gat = next(r for r in first["train"] if r["model"] == "gat")
+    assert abs(gat["losses"][0] - first["verify"]["gat"]["loss"]) > 1e-4
+
+
+def test_not_installed(monkeypatch):
+    # simulate a missing TensorFlow / Graph Nets without importing either here
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")      # restored afterwards (_import sets it)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    monkeypatch.setitem(sys.modules, "graph_nets", None)
+    av = GraphNetsAdapter().available()
+    assert not av.ok
+    assert "ImportError" in av.reason or "ModuleNotFoundError" in av.reason
+    assert av.install_hint == "pip install 'gnnbench[graphnets]'"
+
+
+def test_module_import_is_free_of_tensorflow():
+    code = ("import sys, gnnbench.adapters.graphnets as g; "
+            "assert 'tensorflow' not in sys.modules and 'graph_nets' not in sys.modules; "
+            "from gnnbench.adapters import adapter_class; "
+            "assert adapter_class('graphnets') is g.GraphNetsAdapter; "
+            "print(g.GraphNetsAdapter.child_env(2))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "'TF_USE_LEGACY_KERAS': '1'" in proc.stdout

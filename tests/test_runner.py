@@ -1,0 +1,89 @@
+"""Integration: real child processes, real records."""
+import json
+import os
+
+import pytest
+
+from conftest import run_cli
+from gnnbench.results import read_records
+
+TEST_ENV = {"GNNBENCH_TEST_ADAPTERS": "1"}
+
+
+def test_crash_hang_raise_missing_are_recorded_and_the_suite_goes_on(tmp_path, data_dir):
+    out = tmp_path / "r.jsonl"
+    p = run_cli("run", "--libs", "test-crash,test-hang,test-raise,test-missing,test-ok", "--models", "gcn",
+                "--datasets", "cora", "--epochs", "5", "--warmup", "1", "--timeout", "20",
+                "--data-dir", data_dir, "--out", out, env=TEST_ENV)
+    assert p.returncode == 0, p.stderr
+    recs = {r["cell"]["library"]: r for r in read_records(out)}
+    assert recs["test-crash"]["status"] == "failed" and "SIGABRT" in recs["test-crash"]["error"]
+    assert recs["test-hang"]["status"] == "timeout" and recs["test-hang"]["wall_s"] < 60
+    assert recs["test-raise"]["status"] == "failed" and "deliberate failure" in recs["test-raise"]["error"]
+    assert recs["test-missing"]["status"] == "skipped"
+    assert "pip install some-missing-library" in recs["test-missing"]["error"]
+    ok = recs["test-ok"]
+    assert ok["status"] in ("ok", "accuracy_mismatch") and len(ok["times"]["epoch_ms"]) == 5
+    assert "| test-crash | gcn |" in p.stdout and "failed" in p.stdout
+
+
+def test_resume_runs_only_missing(tmp_path, data_dir):
+    out = tmp_path / "r.jsonl"
+    args = ["run", "--libs", "test-ok", "--models", "gcn,sage", "--datasets", "cora", "--epochs", "3",
+            "--warmup", "0", "--data-dir", data_dir, "--out", out]
+    assert run_cli(*args, "--repeats", "1", env=TEST_ENV).returncode == 0
+    first = read_records(out)
+    assert len(first) == 2
+    p = run_cli(*args, "--repeats", "2", "--resume", env=TEST_ENV)
+    assert p.returncode == 0, p.stderr
+    recs = read_records(out)
+    assert len(recs) == 4, "only the two seed-1 runs are new"
+    assert recs[:2] == first, "earlier records untouched"
+    assert sorted(r["cell"]["seed"] for r in recs[2:]) == [1, 1]
+    assert run_cli(*args, "--repeats", "2", "--resume", env=TEST_ENV).returncode == 0
+    assert len(read_records(out)) == 4
+
+
+def test_memory_limit_records_oom(tmp_path, data_dir):
+    out = tmp_path / "r.jsonl"
+    p = run_cli("run", "--libs", "test-memhog,test-ok", "--models", "gcn", "--datasets", "cora", "--epochs", "2",
+                "--warmup", "0", "--memory-limit", "2", "--data-dir", data_dir, "--out", out, env=TEST_ENV)
+    assert p.returncode == 0, p.stderr
+    recs = {r["cell"]["library"]: r for r in read_records(out)}
+    assert recs["test-memhog"]["status"] == "oom", recs["test-memhog"]
+    assert recs["test-ok"]["status"] in ("ok", "accuracy_mismatch")
+
+
+def test_torn_last_line_is_kept_and_new_records_still_append(tmp_path):
+    from gnnbench.results import append_record
+    p = tmp_path / "r.jsonl"
+    p.write_text('{"schema": 1, "cell": {}, "key": "a"}\n{"schema": 1, "ce')
+    append_record(p, {"schema": 1, "cell": {}, "key": "b"})
+    lines = p.read_text().splitlines()
+    assert lines[1] == '{"schema": 1, "ce' and json.loads(lines[2])["key"] == "b"
+
+
+@pytest.mark.slow
+def test_pyg_run_on_cora_writes_records_and_report(tmp_path, data_dir):
+    out = tmp_path / "pyg.jsonl"
+    p = run_cli("run", "--libs", "pyg", "--models", "gcn", "--datasets", "cora", "--epochs", "100",
+                "--warmup", "3", "--repeats", "2", "--threads", "1", "--data-dir", data_dir, "--out", out)
+    assert p.returncode == 0, p.stderr
+    recs = read_records(out)
+    assert len(recs) == 2 and {r["cell"]["seed"] for r in recs} == {0, 1}
+    for r in recs:
+        assert r["status"] == "ok", r.get("error")
+        assert len(r["times"]["epoch_ms"]) == 100 and r["times"]["median_ms"] > 0
+        assert r["times"]["p25_ms"] <= r["times"]["median_ms"] <= r["times"]["p75_ms"]
+        assert r["config"]["threads"] == 1 and r["env"]["threads"] == 1
+        assert r["dataset"]["fingerprint"].startswith("sha256:") and r["dataset"]["nodes"] == 2708
+        assert r["spec"]["name"] == "gcn" and r["spec"]["hidden"] == 16
+        assert r["params"] == 1433 * 16 + 16 + 16 * 7 + 7
+        assert r["env"]["library_versions"]["torch_geometric"]
+        assert 0.75 < r["accuracy"]["test"] < 0.85
+        assert r["memory"]["peak_rss_mb"] > 50
+    md = out.with_suffix(".md").read_text()
+    assert "## cora on cpu" in md and "| pyg | gcn |" in md and "(n=2)" in md
+    csv = run_cli("report", out, "--format", "csv").stdout.splitlines()
+    assert csv[0].startswith("dataset,device,library,model") and len(csv) == 2
+    assert json.loads(run_cli("report", out, "--format", "json").stdout)[0]["seeds"] == 2
