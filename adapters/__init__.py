@@ -12,6 +12,8 @@ from gnnbench.errors import UsageError
 
 ADAPTERS: dict[str, str] = {
     "pyg": "gnnbench.adapters.pyg:PyGAdapter",
+    "graphnets": "gnnbench.adapters.graphnets:GraphNetsAdapter",
+    "dgl": "gnnbench.adapters.dgl:DGLAdapter",
 }
 
 # Adapters that exist to test the harness itself (crash, hang, slow). Enabled by

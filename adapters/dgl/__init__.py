@@ -1,0 +1,220 @@
+"""DGL (PyTorch backend): GraphConv, GATConv and SAGEConv('mean') on a
+``dgl.graph`` built from the canonical edge list, written as DGL's own
+examples do (self-loops added to the graph once, ``dgl.add_self_loop``).
+
+DGL is imported through ``_import.import_dgl`` (GraphBolt workaround, see
+there); the child process gets ``DGLBACKEND=pytorch``.
+
+``norm_policy`` (graph-only work):
+
+- GCN ``cached``: the symmetric normalisation 1/sqrt(d_i d_j) (with self-loops)
+  is computed once in ``prepare`` with DGL's ``EdgeWeightNorm(norm='both')``
+  and passed as ``edge_weight`` to ``GraphConv(norm='none')``.
+  ``recompute``: ``GraphConv(norm='both')``, which recomputes degrees and
+  their inverse square roots in every forward pass.
+- GAT / GCN ``cached``: the graph was checked once in ``prepare`` to have no
+  zero-in-degree node, so the convs get ``allow_zero_in_degree=True``;
+  ``recompute`` keeps DGL's default (``False``), which re-checks
+  ``graph.in_degrees() == 0`` in every forward pass.
+- GAT self-loops are added once in ``prepare`` under both policies: DGL's
+  ``GATConv`` has no option to add them per forward.
+- SAGE: ``SAGEConv('mean')`` has no graph-only precomputation; both policies
+  run the same code.
+
+Mapping onto the canonical layout (``gnnbench.weights``):
+
+- GraphConv: ``weight`` is already ``in x out``; ``bias``.
+- GATConv: ``fc.weight`` is ``(heads*out) x in`` (transposed); ``attn_l`` is
+  applied to the source node (``att_src``), ``attn_r`` to the target
+  (``att_dst``), both ``(1, heads, out)``. Hidden layers use GATConv's bias
+  (``heads*out``, added before the heads are concatenated, which is the same);
+  the last layer is ``GATConv(bias=False)`` and the canonical ``[out]`` bias is
+  added by the model after the head mean. ``attn_drop`` is the attention
+  dropout; ``feat_drop`` is 0 (input dropout is done by the model).
+- SAGEConv: ``fc_neigh.weight`` (no bias) = ``weight_neigh``ᵀ,
+  ``fc_self.weight`` = ``weight_root``ᵀ, ``fc_self.bias`` = ``bias``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gnnbench.protocol import Availability
+
+from .._torch import TorchAdapter, copy_, numpy_
+from . import _import
+
+POLICIES = ("cached", "recompute")
+
+
+class DGLAdapter(TorchAdapter):
+    name = "dgl"
+    library = "dgl"
+    install_hint = "pip install 'gnnbench[dgl]'"
+
+    def __init__(self):
+        self._stubbed: bool | None = None
+        self._policy_note: str | None = None
+
+    # ---- parent -----------------------------------------------------------------
+    @classmethod
+    def child_env(cls, threads: int) -> dict[str, str]:
+        return {**super().child_env(threads), "DGLBACKEND": "pytorch"}
+
+    # ---- child ------------------------------------------------------------------
+    def _dgl(self):
+        dgl, stubbed = _import.import_dgl()
+        self._stubbed = stubbed
+        return dgl
+
+    def available(self):
+        try:
+            dgl = self._dgl()
+        except Exception as exc:  # ImportError, or a broken binary
+            return Availability(False, reason=f"{type(exc).__name__}: {exc}", install_hint=self.install_hint)
+        return Availability(True, dgl.__version__)
+
+    def versions(self):
+        dgl = self._dgl()
+        return {"dgl": dgl.__version__, **self.torch_versions()}
+
+    def notes(self):
+        out = []
+        if self._stubbed:
+            reason = _import.stub_reason()
+            out.append(_import.STUB_NOTE + (f": {reason}" if reason else ""))
+        if self._policy_note:
+            out.append(self._policy_note)
+        return out
+
+    def set_threads(self, n: int) -> None:
+        super().set_threads(n)
+        dgl = self._dgl()
+        dgl.utils.set_num_threads(n)  # DGL's own OpenMP kernels
+
+    def prepare(self, graph, spec, device, seed, weights):
+        dgl = self._dgl()
+        dgl.seed(seed)
+        super().prepare(graph, spec, device, seed, weights)
+
+    def build(self, graph, spec, device):
+        import torch
+        from dgl.nn.pytorch import EdgeWeightNorm, GATConv, GraphConv, SAGEConv
+
+        from gnnbench.weights import gat_heads, layer_dims
+
+        dgl = self._dgl()
+        if spec.norm_policy not in POLICIES:
+            raise ValueError(f"unknown norm_policy '{spec.norm_policy}' (valid: {', '.join(POLICIES)})")
+        cached = spec.norm_policy == "cached"
+        ei = torch.from_numpy(graph.edge_index)
+        g = dgl.graph((ei[0], ei[1]), num_nodes=graph.num_nodes)
+        dims = layer_dims(spec, graph.num_features, graph.num_classes)
+        edge_weight = None
+        if spec.name == "gcn":
+            g = dgl.add_self_loop(g)
+            if cached:
+                ones = torch.ones(g.num_edges(), dtype=torch.float64)
+                edge_weight = EdgeWeightNorm(norm="both")(g, ones).float()
+                self._policy_note = ("norm_policy=cached: D^-1/2 (A+I) D^-1/2 edge weights from "
+                                     "EdgeWeightNorm once in prepare; GraphConv(norm='none')")
+            else:
+                self._policy_note = ("norm_policy=recompute: GraphConv(norm='both') recomputes the "
+                                     "degree normalisation every forward")
+            convs = [GraphConv(i, o, norm="none" if cached else "both", allow_zero_in_degree=cached)
+                     for i, o in dims]
+        elif spec.name == "gat":
+            g = dgl.add_self_loop(g)
+            convs = [GATConv(i, o, num_heads=gat_heads(spec, k), feat_drop=0.0, attn_drop=spec.attn_dropout,
+                             negative_slope=spec.negative_slope, allow_zero_in_degree=cached,
+                             bias=k < len(dims) - 1)
+                     for k, (i, o) in enumerate(dims)]
+            self._policy_note = (f"norm_policy={spec.norm_policy}: self-loops added once in prepare "
+                                 "(DGL's GATConv cannot add them per forward)"
+                                 + ("" if cached else "; zero-in-degree check every forward"))
+        elif spec.name == "sage":
+            convs = [SAGEConv(i, o, "mean") for i, o in dims]
+            self._policy_note = None
+        else:
+            raise ValueError(f"dgl adapter has no model '{spec.name}'")
+        if cached and spec.name in ("gcn", "gat") and bool((g.in_degrees() == 0).any()):
+            raise ValueError("graph has zero-in-degree nodes after adding self-loops")
+        try:
+            g = g.to(device)
+        except Exception as exc:
+            raise RuntimeError(f"DGL cannot place the graph on {device}: {exc} "
+                               "(is this DGL build CUDA-enabled?)") from exc
+        x = torch.from_numpy(graph.x).to(device)
+        if edge_weight is not None:
+            edge_weight = edge_weight.to(device)
+        self.convs = convs
+        self.net = Net(convs, spec, graph.num_classes)
+        return self.net, (g, x, edge_weight)
+
+    def load_weights(self, w):
+        for k, conv in enumerate(self.convs):
+            p = f"layers.{k}."
+            if self.spec.name == "gcn":
+                copy_(conv.weight, w[p + "weight"])
+                copy_(conv.bias, w[p + "bias"])
+            elif self.spec.name == "gat":
+                copy_(conv.fc.weight, w[p + "weight"], transpose=True)
+                copy_(conv.attn_l, w[p + "att_src"])
+                copy_(conv.attn_r, w[p + "att_dst"])
+                copy_(self._gat_bias(k), w[p + "bias"])
+            else:
+                copy_(conv.fc_neigh.weight, w[p + "weight_neigh"], transpose=True)
+                copy_(conv.fc_self.weight, w[p + "weight_root"], transpose=True)
+                copy_(conv.fc_self.bias, w[p + "bias"])
+
+    def _gat_bias(self, k):
+        return self.net.out_bias if k == len(self.convs) - 1 else self.convs[k].bias
+
+    def parameters(self):
+        out = {}
+        for k, conv in enumerate(self.convs):
+            p = f"layers.{k}."
+            if self.spec.name == "gcn":
+                out[p + "weight"] = numpy_(conv.weight)
+                out[p + "bias"] = numpy_(conv.bias)
+            elif self.spec.name == "gat":
+                heads = conv.attn_l.shape[1]
+                out[p + "weight"] = numpy_(conv.fc.weight, True)
+                out[p + "att_src"] = numpy_(conv.attn_l).reshape(heads, -1)
+                out[p + "att_dst"] = numpy_(conv.attn_r).reshape(heads, -1)
+                out[p + "bias"] = numpy_(self._gat_bias(k))
+            else:
+                out[p + "weight_neigh"] = numpy_(conv.fc_neigh.weight, True)
+                out[p + "weight_root"] = numpy_(conv.fc_self.weight, True)
+                out[p + "bias"] = numpy_(conv.fc_self.bias)
+        return out
+
+
+def Net(convs, spec, num_classes):
+    import torch
+    import torch.nn.functional as F
+
+    act = F.elu if spec.name == "gat" else F.relu
+
+    class _Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = torch.nn.ModuleList(convs)
+            if spec.name == "gat":  # canonical last-layer bias, added after the head mean
+                self.out_bias = torch.nn.Parameter(torch.zeros(num_classes))
+
+        def forward(self, g, x, edge_weight=None):
+            last = len(self.convs) - 1
+            for k, conv in enumerate(self.convs):
+                x = F.dropout(x, p=spec.dropout, training=self.training)
+                if spec.name == "gcn":
+                    x = conv(g, x, edge_weight=edge_weight)
+                elif spec.name == "gat":
+                    x = conv(g, x)                      # [N, heads, out]
+                    x = x.mean(1) + self.out_bias if k == last else x.flatten(1)
+                else:
+                    x = conv(g, x)
+                if k < last:
+                    x = act(x)
+            return x
+
+    return _Net()
