@@ -125,9 +125,16 @@ def list_(no_check):
     from .datasets import dataset_names
     from .specs import model_names
 
+    names = adapter_names()
+    if no_check:
+        status = {n: "(not checked)" for n in names}
+    else:  # each check imports a library in its own process: run them side by side
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            status = dict(zip(names, pool.map(_availability, names)))
     click.echo("libraries:")
-    for name in adapter_names():
-        click.echo(f"  {name:10s} {'(not checked)' if no_check else _availability(name)}")
+    for name in names:
+        click.echo(f"  {name:10s} {status[name]}")
     click.echo("models:   " + ", ".join(model_names()))
     click.echo("datasets: " + ", ".join(dataset_names()))
     click.echo("suites:   " + ", ".join(suite_names()))
@@ -158,7 +165,10 @@ def _availability(name: str) -> str:
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "json"]), default="md", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.option("--title", default="gnnbench report", show_default=True)
-def report(results, fmt, out, title):
+@click.option("--plots", is_flag=True,
+              help="Also write PNG+SVG figures next to the report (the --out folder, else beside the first "
+                   "results file, where the markdown is then written too) and link them in the markdown.")
+def report(results, fmt, out, title, plots):
     """Render results file(s) as a markdown, CSV or JSON table."""
     from .report import render
     from .results import read_records
@@ -167,10 +177,27 @@ def report(results, fmt, out, title):
     if not records:
         raise UsageError("no records in " + ", ".join(results))
     text = render(records, fmt, title)
+    echo_too = False
+    if plots:
+        from .plots import markdown_links, write_report_plots
+
+        first = Path(results[0])
+        if out is None and fmt == "md":   # the figures' links are relative: the markdown goes beside them
+            out = str(first.with_suffix(".md") if first.suffix != ".md" else first.with_suffix(".report.md"))
+            echo_too = True
+        fig_dir = Path(out).parent if out else first.parent
+        stem = Path(out).stem if out else first.stem
+        figures = write_report_plots(records, fig_dir, stem)
+        for _, png, svg in figures:
+            click.echo(f"figure: {png} (+ {svg.name})", err=True)
+        if not figures:
+            click.echo("figures: nothing to plot (no run has timings)", err=True)
+        if fmt == "md" and figures:
+            text = text + "\n" + markdown_links(figures, fig_dir)
     if out:
         Path(out).write_text(text)
         click.echo(f"report: {out}", err=True)
-    else:
+    if echo_too or not out:
         click.echo(text, nl=False)
 
 
@@ -227,6 +254,99 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
         click.echo(f"| {cell.library} | {cell.model} | {cell.dataset} | {cell.device} | {' | '.join(cols)} | {result} |")
     click.echo(f"\n{len(cells) - failed} of {len(cells)} cells passed or skipped; {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("base", type=click.Path(dir_okay=False))
+@click.argument("current", type=click.Path(dir_okay=False))
+@click.option("--threshold", type=float, default=0.10, show_default=True,
+              help="Relative change of the median epoch time that counts (0.10 = 10%).")
+@click.option("--alpha", type=float, default=0.01, show_default=True,
+              help="Significance level of the Mann-Whitney U test on per-epoch times.")
+@click.option("--acc-threshold", type=float, default=2.0, show_default=True,
+              help="Drop of mean test accuracy (percentage points) that is a regression.")
+@click.option("--normalize-by", metavar="LIB",
+              help="Divide each cell's times by LIB's median on the same model/dataset/device in the same file "
+                   "(compares files from different machines).")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--resamples", type=click.IntRange(100), default=2000, show_default=True,
+              help="Bootstrap resamples for the 95% CI of the ratio.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+def compare(base, current, threshold, alpha, acc_threshold, normalize_by, fmt, out, resamples, seed):
+    """Compare two results files cell by cell: what regressed, improved, or stayed.
+
+    Exits 1 when any cell regressed, 0 otherwise, 2 on bad input.
+    """
+    from .compare import compare as compare_records
+    from .compare import to_json, to_markdown
+    from .results import read_records
+
+    base_records, current_records = read_records(base), read_records(current)
+    for path, recs in ((base, base_records), (current, current_records)):
+        if not recs:
+            raise UsageError(f"no records in {path}")
+    result = compare_records(base_records, current_records, threshold=threshold, alpha=alpha,
+                             acc_threshold=acc_threshold, normalize_by=normalize_by, resamples=resamples, seed=seed)
+    if fmt == "md":
+        text = to_markdown(result, base, current, base_records, current_records)
+    else:
+        text = to_json(result)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+        click.echo(f"comparison: {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+    s = result["summary"]
+    click.echo(f"{s['regressed']} regressed, {s['improved']} improved, {s['unchanged']} unchanged"
+               + "".join(f", {s[k]} {k}" for k in ("incomparable", "missing", "new") if s[k]), err=True)
+    sys.exit(1 if result["regressed"] else 0)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--cell", "cells", multiple=True, metavar="LIB/MODEL/DATASET/DEVICE",
+              help="Only this cell (shell globs allowed, e.g. 'pyg/gcn/*/cpu'; repeatable) [default: all cells].")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the table here instead of stdout.")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="PNG to write (an SVG beside it) [default: beside --out, as <out stem>.png].")
+@click.option("--no-plot", is_flag=True, help="Write no figure.")
+def history(results, cells, fmt, out, plot, no_plot):
+    """One cell's median epoch time across several results files, in time order: table and plot."""
+    from .history import points, select, to_json, to_markdown
+    from .results import read_records
+
+    files = [(path, read_records(path)) for path in results]
+    if not any(recs for _, recs in files):
+        raise UsageError("no records in " + ", ".join(results))
+    series = select(points(files), cells)
+    png = None
+    if not no_plot and (plot or out):
+        from .plots import plot_history
+
+        stem = Path(plot).with_suffix("") if plot else Path(out).with_suffix("")
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        drawable = {n: [p for p in pts if p["when"] is not None] for n, pts in series.items()}
+        paths = plot_history({n: p for n, p in drawable.items() if p}, stem)
+        if paths:
+            png = paths[0]
+            click.echo(f"figure: {paths[0]} (+ {paths[1].name})", err=True)
+    if fmt == "md":
+        import os
+        link = None
+        if png is not None:
+            link = Path(os.path.relpath(png, Path(out).parent if out else Path.cwd())).as_posix()
+        text = to_markdown(series, link)
+    else:
+        text = to_json(series)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+        click.echo(f"history: {out}", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 if __name__ == "__main__":
