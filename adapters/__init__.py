@@ -12,6 +12,7 @@ from gnnbench.errors import UsageError
 
 ADAPTERS: dict[str, str] = {
     "pyg": "gnnbench.adapters.pyg:PyGAdapter",
+    "graphnets": "gnnbench.adapters.graphnets:GraphNetsAdapter",
     "dgl": "gnnbench.adapters.dgl:DGLAdapter",
 }
 

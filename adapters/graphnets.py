@@ -1,0 +1,373 @@
+"""DeepMind Graph Nets (TF2 / Sonnet 2): GCN, GAT and SAGE built from Graph Nets' blocks.
+
+Graph Nets ships no GCN, GAT or SAGE layer; its users write them from the
+library's pieces, and so does this adapter:
+
+- the graph is a ``graphs.GraphsTuple`` made by ``utils_tf.data_dicts_to_graphs_tuple``;
+- GCN: the edges carry the symmetric normalisation ``1/sqrt(d_i d_j)`` (self-loops
+  included, computed once in ``prepare`` under ``norm_policy='cached'``); an
+  ``EdgeBlock`` (edges + sender nodes) scales the sender's ``h_j W`` by it and a
+  ``NodeBlock`` sums the received edges (``tf.math.unsorted_segment_sum``) and adds
+  the bias (``snt.Bias``);
+- GAT: the pattern of ``graph_nets.modules.SelfAttention`` (broadcast sender /
+  receiver nodes to edges, softmax over each node's received edges with
+  ``modules._unsorted_segment_softmax``, weighted sender values summed by a
+  ``ReceivedEdgesToNodesAggregator``), with GAT's additive LeakyReLU scores and
+  attention dropout, which ``SelfAttention`` itself cannot express (it uses
+  dot-product logits with no nonlinearity and no dropout);
+- SAGE: an ``EdgeBlock`` puts the sender's features on each edge and a
+  ``NodeBlock`` concatenates their ``tf.math.unsorted_segment_mean`` with the node's
+  own features into one ``snt.Linear`` whose ``w`` is ``[W_neigh; W_root]``.
+
+The training step is a ``tf.function``; the optimiser is ``snt.optimizers.Adam``
+(same update as ``torch.optim.Adam``) with weight decay added to the gradient.
+
+TF_USE_LEGACY_KERAS=1 must be set before TensorFlow is first imported: it is in
+``child_env`` and set (if missing) by ``_import`` before anything is imported.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from gnnbench.protocol import Adapter, Availability
+
+_FEATURE_DROPOUT_SEED = 1000    # op-level seed of the input dropout of layer k: 1000 + k
+_ATTN_DROPOUT_SEED = 2000       # op-level seed of the attention dropout of layer k: 2000 + k
+
+
+def _import():
+    """Import TensorFlow, Sonnet and Graph Nets (legacy Keras switched on first)."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    import sonnet as snt
+    from graph_nets import blocks, modules, utils_tf
+    return tf, snt, blocks, modules, utils_tf
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class GraphNetsAdapter(Adapter):
+    name = "graphnets"
+    library = "graph-nets"
+    install_hint = "pip install 'gnnbench[graphnets]'"
+    models = ("gcn", "gat", "sage")
+    devices = ("cpu",)
+
+    def __init__(self):
+        self._notes: list[str] = []
+        self._loss = None
+
+    # ---- parent side ----------------------------------------------------------
+    @classmethod
+    def child_env(cls, threads: int) -> dict[str, str]:
+        return {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    # ---- child side -----------------------------------------------------------
+    def available(self):
+        try:
+            _import()
+        except Exception as exc:  # ImportError, or a broken TF / numpy combination
+            return Availability(False, reason=f"{type(exc).__name__}: {exc}", install_hint=self.install_hint)
+        return Availability(True, _dist_version("graph_nets"))
+
+    def versions(self):
+        tf, snt, *_ = _import()
+        return {"graph_nets": _dist_version("graph_nets"), "sonnet": snt.__version__,
+                "tensorflow": tf.__version__}
+
+    def notes(self):
+        return list(self._notes)
+
+    def set_threads(self, n: int) -> None:
+        tf, *_ = _import()
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(n)
+        except RuntimeError as exc:  # the TF runtime was already initialised
+            self._notes.append(f"thread settings not applied ({exc})")
+
+    # ---- model ------------------------------------------------------------------
+    def prepare(self, graph, spec, device, seed, weights):
+        tf, snt, blocks, modules, utils_tf = _import()
+        if spec.name not in self.models:
+            raise ValueError(f"graphnets adapter has no model '{spec.name}'")
+        if device != "cpu":
+            raise ValueError(f"graphnets adapter runs on cpu only, not '{device}'")
+        tf.random.set_seed(seed)          # global seed; every dropout op also has an op seed
+        np.random.seed(seed % 2**32)
+        self.spec = spec
+        self._notes = [n for n in self._notes if n.startswith("thread")]
+        n = graph.num_nodes
+        cached = spec.norm_policy == "cached"
+        src, dst = graph.edge_index.astype(np.int32)
+
+        data = {"nodes": graph.x.astype(np.float32), "globals": None}
+        if spec.name in ("gcn", "gat") and cached:
+            loops = np.arange(n, dtype=np.int32)
+            src, dst = np.concatenate([src, loops]), np.concatenate([dst, loops])
+        data.update(senders=src, receivers=dst)
+        if spec.name == "gcn" and cached:
+            deg = np.bincount(dst, minlength=n).astype(np.float64)
+            data["edges"] = (1.0 / np.sqrt(deg[src] * deg[dst])).astype(np.float32)[:, None]
+        self.graph = utils_tf.data_dicts_to_graphs_tuple([data])
+
+        self.model = _build_model(tf, snt, blocks, modules, spec, weights, n, cached)
+        self.params = self.model.params                 # canonical name -> (variable, how to read it)
+        self.variables = self.model.variables_in_order
+
+        self.y = graph.y
+        self.masks = {"train": graph.train_mask, "val": graph.val_mask, "test": graph.test_mask}
+        train_idx = tf.constant(np.flatnonzero(graph.train_mask).astype(np.int32))
+        train_y = tf.constant(graph.y[graph.train_mask].astype(np.int32))
+
+        if spec.optimizer == "adam":
+            opt = snt.optimizers.Adam(learning_rate=spec.lr, beta1=0.9, beta2=0.999, epsilon=1e-8)
+        elif spec.optimizer == "sgd":
+            opt = snt.optimizers.SGD(learning_rate=spec.lr)
+        else:
+            raise ValueError(f"unknown optimizer '{spec.optimizer}'")
+        self.optimizer = opt
+        wd = float(spec.weight_decay)
+        model, g, variables = self.model, self.graph, self.variables
+
+        def step():
+            with tf.GradientTape() as tape:
+                logits = model(g, training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=train_y, logits=tf.gather(logits, train_idx)))
+            grads = tape.gradient(loss, variables)
+            if wd:  # L2 added to the gradient, as torch.optim.Adam(weight_decay=...)
+                grads = [gr + wd * v for gr, v in zip(grads, variables)]
+            opt.apply(grads, variables)
+            return loss
+
+        def forward():
+            return model(g, training=False)
+
+        self._step = tf.function(step)
+        self._forward = tf.function(forward)
+        self._loss = None
+
+        self._notes += _model_notes(spec)
+
+    def train_step(self):
+        self._loss = self._step()
+
+    def last_loss(self) -> float:
+        return float(self._loss.numpy())
+
+    def logits(self):
+        return self._forward().numpy()
+
+    def evaluate(self):
+        pred = self.logits().argmax(axis=1)
+        return {k: float((pred[m] == self.y[m]).mean()) for k, m in self.masks.items()}
+
+    def infer(self):
+        self._forward()
+
+    def parameters(self):
+        return {name: read() for name, read in self.params.items()}
+
+    def sync(self):
+        pass
+
+
+def _model_notes(spec) -> list[str]:
+    cached = spec.norm_policy == "cached"
+    notes = ["optimiser: snt.optimizers.Adam (bias-corrected, eps outside the sqrt: torch.optim.Adam's "
+             "update); weight decay added to the gradient (g + wd*w) before apply",
+             "dropout: tf.nn.dropout with tf.random.set_seed(seed) and a fixed op-level seed per layer"]
+    if spec.name == "gcn":
+        notes.append("gcn: normalisation 1/sqrt(d_i d_j) with self-loops as edge features "
+                     + ("computed once in prepare (numpy)" if cached else
+                        "recomputed every forward with a ReceivedEdgesToNodesAggregator over ones")
+                     + "; X W before propagation; EdgeBlock(edges, sender nodes) + NodeBlock(sum, snt.Bias)")
+    elif spec.name == "gat":
+        notes.append("gat: SelfAttention's broadcast/normalise/aggregate pattern with GAT's LeakyReLU "
+                     "additive scores; softmax is graph_nets.modules._unsorted_segment_softmax (private "
+                     "helper; gradient also flows through its segment max); modules.SelfAttention itself "
+                     "has dot-product logits, no LeakyReLU and no attention dropout"
+                     + ("" if cached else "; self-loops concatenated every forward"))
+    elif spec.name == "sage":
+        notes.append("sage: EdgeBlock(sender nodes) + NodeBlock(unsorted_segment_mean of received "
+                     "edges, own features) -> one snt.Linear with w = [W_neigh; W_root]; the mean "
+                     "is taken over the layer's input features (before the linear) and "
+                     "unsorted_segment_mean recounts the in-degrees every forward under both "
+                     "norm policies (no cached-degree path in the library's reducer)")
+    return notes
+
+
+class _Const:
+    """A Sonnet initialiser that returns one given array (the canonical weights)."""
+
+    def __init__(self, array):
+        self.array = np.asarray(array, np.float32)
+
+    def __call__(self, shape, dtype):
+        import tensorflow as tf
+        if tuple(shape) != self.array.shape:
+            raise ValueError(f"canonical weight shape {self.array.shape} != module shape {tuple(shape)}")
+        return tf.constant(self.array, dtype=dtype)
+
+
+def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
+    """The Sonnet module for ``spec`` with the canonical weights loaded."""
+    from gnnbench.weights import gat_heads, num_layers
+
+    nlayers = num_layers(weights)
+    if nlayers != spec.layers:
+        raise ValueError(f"weights have {nlayers} layers, spec {spec.layers}")
+
+    def built(module, in_dim):
+        module(tf.zeros([1, in_dim], tf.float32))   # creates the variables from the initialisers
+        return module
+
+    class ScaleSenders(snt.Module):
+        """Edge model: the edge's normalisation weight times the sender's features."""
+
+        def __call__(self, collected):                 # [E, 1 + F] = [edges, sender nodes]
+            return collected[:, :1] * collected[:, 1:]
+
+    class GCNLayer(snt.Module):
+        def __init__(self, w, b, name=None):
+            super().__init__(name=name)
+            din, dout = w.shape
+            self.linear = built(snt.Linear(dout, with_bias=False, w_init=_Const(w)), din)
+            bias = built(snt.Bias(b_init=_Const(b)), dout)
+            self.bias = bias
+            self.edge_block = blocks.EdgeBlock(
+                edge_model_fn=ScaleSenders, use_edges=True, use_receiver_nodes=False,
+                use_sender_nodes=True, use_globals=False)
+            self.node_block = blocks.NodeBlock(
+                node_model_fn=lambda: bias, use_received_edges=True, use_sent_edges=False,
+                use_nodes=False, use_globals=False, received_edges_reducer=tf.math.unsorted_segment_sum)
+
+        def __call__(self, graph):
+            graph = graph.replace(nodes=self.linear(graph.nodes))
+            return self.node_block(self.edge_block(graph)).nodes
+
+    class GATLayer(snt.Module):
+        def __init__(self, w, att_src, att_dst, b, heads, concat, layer, name=None):
+            super().__init__(name=name)
+            din, hf = w.shape
+            self.heads, self.out, self.concat, self.layer = heads, hf // heads, concat, layer
+            self.linear = built(snt.Linear(hf, with_bias=False, w_init=_Const(w)), din)
+            self.att_src = tf.Variable(np.asarray(att_src, np.float32), name="att_src")
+            self.att_dst = tf.Variable(np.asarray(att_dst, np.float32), name="att_dst")
+            self.bias = built(snt.Bias(b_init=_Const(b)), b.shape[0])
+            self.aggregator = blocks.ReceivedEdgesToNodesAggregator(reducer=tf.math.unsorted_segment_sum)
+
+        def __call__(self, graph, training):
+            n = graph.nodes.shape[0]
+            values = tf.reshape(self.linear(graph.nodes), [n, self.heads, self.out])   # [N, H, F]
+            score_src = tf.reduce_sum(values * self.att_src, axis=-1)                 # [N, H]
+            score_dst = tf.reduce_sum(values * self.att_dst, axis=-1)
+            logits = (blocks.broadcast_sender_nodes_to_edges(graph.replace(nodes=score_src))
+                      + blocks.broadcast_receiver_nodes_to_edges(graph.replace(nodes=score_dst)))
+            logits = tf.nn.leaky_relu(logits, alpha=spec.negative_slope)              # [E, H]
+            attention = modules._received_edges_normalizer(                             # noqa: SLF001
+                graph.replace(edges=logits), normalizer=modules._unsorted_segment_softmax)
+            if training and spec.attn_dropout > 0:
+                attention = tf.nn.dropout(attention, rate=spec.attn_dropout,
+                                          seed=_ATTN_DROPOUT_SEED + self.layer)
+            sender_values = blocks.broadcast_sender_nodes_to_edges(graph.replace(nodes=values))
+            attended = sender_values * attention[..., None]                           # [E, H, F]
+            out = self.aggregator(graph.replace(nodes=values, edges=attended))         # [N, H, F]
+            out = tf.reshape(out, [n, -1]) if self.concat else tf.reduce_mean(out, axis=1)
+            return self.bias(out)
+
+    class SAGELayer(snt.Module):
+        def __init__(self, w_neigh, w_root, b, name=None):
+            super().__init__(name=name)
+            din, dout = w_neigh.shape
+            self.din = din
+            # NodeBlock concatenates [aggregated received edges, own nodes]: w = [W_neigh; W_root]
+            w = np.concatenate([w_neigh, w_root], axis=0)
+            linear = built(snt.Linear(dout, with_bias=True, w_init=_Const(w), b_init=_Const(b)), 2 * din)
+            self.linear = linear
+            self.edge_block = blocks.EdgeBlock(
+                edge_model_fn=lambda: tf.identity, use_edges=False, use_receiver_nodes=False,
+                use_sender_nodes=True, use_globals=False)
+            self.node_block = blocks.NodeBlock(
+                node_model_fn=lambda: linear, use_received_edges=True, use_sent_edges=False,
+                use_nodes=True, use_globals=False, received_edges_reducer=tf.math.unsorted_segment_mean)
+
+        def __call__(self, graph):
+            return self.node_block(self.edge_block(graph)).nodes
+
+    class Net(snt.Module):
+        def __init__(self):
+            super().__init__(name=f"graphnets_{spec.name}")
+            self.layers = []
+            self.params = {}
+            for k in range(nlayers):
+                p = f"layers.{k}."
+                last = k == nlayers - 1
+                if spec.name == "gcn":
+                    layer = GCNLayer(weights[p + "weight"], weights[p + "bias"], name=f"gcn_{k}")
+                    self.params[p + "weight"] = _reader(layer.linear.w)
+                    self.params[p + "bias"] = _reader(layer.bias.b)
+                elif spec.name == "gat":
+                    layer = GATLayer(weights[p + "weight"], weights[p + "att_src"], weights[p + "att_dst"],
+                                     weights[p + "bias"], gat_heads(spec, k), not last, k, name=f"gat_{k}")
+                    self.params[p + "weight"] = _reader(layer.linear.w)
+                    self.params[p + "att_src"] = _reader(layer.att_src)
+                    self.params[p + "att_dst"] = _reader(layer.att_dst)
+                    self.params[p + "bias"] = _reader(layer.bias.b)
+                else:
+                    layer = SAGELayer(weights[p + "weight_neigh"], weights[p + "weight_root"],
+                                      weights[p + "bias"], name=f"sage_{k}")
+                    din = layer.din
+                    self.params[p + "weight_neigh"] = _reader(layer.linear.w, slice(0, din))
+                    self.params[p + "weight_root"] = _reader(layer.linear.w, slice(din, 2 * din))
+                    self.params[p + "bias"] = _reader(layer.linear.b)
+                self.layers.append(layer)
+            self.variables_in_order = list(self.trainable_variables)
+
+        def _graph_for_forward(self, graph):
+            """Under norm_policy='recompute' the library work that 'cached' did in prepare."""
+            if cached or spec.name == "sage":
+                return graph
+            loops = tf.range(num_nodes, dtype=graph.senders.dtype)
+            g = graph.replace(senders=tf.concat([graph.senders, loops], 0),
+                              receivers=tf.concat([graph.receivers, loops], 0),
+                              n_edge=graph.n_edge + num_nodes)
+            if spec.name == "gcn":
+                ones = tf.ones_like(g.senders, dtype=tf.float32)[:, None]
+                deg = blocks.ReceivedEdgesToNodesAggregator(tf.math.unsorted_segment_sum)(g.replace(edges=ones))
+                dinv = tf.math.rsqrt(deg)
+                norm = (blocks.broadcast_sender_nodes_to_edges(g.replace(nodes=dinv))
+                        * blocks.broadcast_receiver_nodes_to_edges(g.replace(nodes=dinv)))
+                g = g.replace(edges=norm)
+            return g
+
+        def __call__(self, graph, training):
+            graph = self._graph_for_forward(graph)
+            h = graph.nodes
+            for k, layer in enumerate(self.layers):
+                if training and spec.dropout > 0:
+                    h = tf.nn.dropout(h, rate=spec.dropout, seed=_FEATURE_DROPOUT_SEED + k)
+                g = graph.replace(nodes=h)
+                h = layer(g, training) if spec.name == "gat" else layer(g)
+                if k < len(self.layers) - 1:
+                    h = tf.nn.elu(h) if spec.name == "gat" else tf.nn.relu(h)
+            return h
+
+    return Net()
+
+
+def _reader(variable, rows=None):
+    def read():
+        a = variable.numpy()
+        return np.ascontiguousarray(a if rows is None else a[rows])
+    return read
