@@ -14,6 +14,7 @@ ADAPTERS: dict[str, str] = {
     "pyg": "gnnbench.adapters.pyg:PyGAdapter",
     "graphnets": "gnnbench.adapters.graphnets:GraphNetsAdapter",
     "dgl": "gnnbench.adapters.dgl:DGLAdapter",
+    "spektral": "gnnbench.adapters.spektral:SpektralAdapter",
 }
 
 # Adapters that exist to test the harness itself (crash, hang, slow). Enabled by

@@ -1,0 +1,378 @@
+"""Spektral (TensorFlow, legacy tf.keras): GCNConv, GATConv and GraphSAGE in
+single mode with a sparse adjacency, trained by a ``tf.function``-compiled step.
+
+Spektral 1.3 is written against Keras 2: TensorFlow must load ``tf_keras``
+(``TF_USE_LEGACY_KERAS=1``) before it is first imported, so the parent puts the
+variable into the child's environment (``child_env``) and ``_import_tf`` sets
+it again before importing TensorFlow.
+
+How each model maps onto Spektral (and where it cannot):
+
+- GCN: ``spektral.layers.GCNConv`` on ``D^-1/2 (A+I) D^-1/2`` as a
+  ``tf.SparseTensor`` built once in ``prepare``. Spektral has no per-forward
+  normalisation: with ``norm_policy='recompute'`` the adjacency comes from
+  Spektral's own preprocessing (``GCNConv.preprocess`` = ``gcn_filter``,
+  SciPy, still once in ``prepare``).
+- GAT: ``spektral.layers.GATConv`` (sparse single mode: gather/segment-softmax/
+  segment-sum). ``cached``: self-loops added once in ``prepare`` and
+  ``add_self_loops=False``; ``recompute``: the layer adds them every forward.
+  Its ``dropout_rate`` is the attention dropout. Its LeakyReLU slope is fixed
+  at 0.2; another ``negative_slope`` needs the small subclass below (noted).
+- SAGE: ``spektral.layers.GraphSageConv`` always adds self-loops to the mean
+  and L2-normalises its output, which is not the spec (neither can be switched
+  off). The adapter subclasses it and overrides only ``call``: Spektral's own
+  ``propagate`` with its ``mean`` aggregation over the raw adjacency (isolated
+  node -> 0), then ``[x || mean] @ kernel + bias``. The kernel is
+  ``[weight_root; weight_neigh]`` stacked, exactly as Spektral lays it out.
+
+Optimiser: ``tf.keras.optimizers.Adam(epsilon=1e-8, adaptive_epsilon=True)``,
+which is torch's Adam update exactly (Keras' default puts epsilon on the
+bias-uncorrected sqrt(v)); weight decay is added to the gradient (g + wd*w) as
+in ``torch.optim.Adam`` -- Keras' own ``weight_decay`` is decoupled (AdamW).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from gnnbench.protocol import Adapter, Availability
+
+LEGACY_KERAS_ENV = {"TF_USE_LEGACY_KERAS": "1"}
+
+
+def _import_tf():
+    """Import TensorFlow with the legacy (tf_keras) Keras that Spektral needs."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tensorflow as tf
+    return tf
+
+
+def _keras_major(tf) -> int:
+    version = getattr(tf.keras, "__version__", None)
+    if version is None:
+        import tf_keras
+        version = tf_keras.__version__
+    return int(str(version).split(".")[0])
+
+
+class SpektralAdapter(Adapter):
+    name = "spektral"
+    library = "spektral"
+    install_hint = "pip install 'gnnbench[spektral]'"
+    models = ("gcn", "gat", "sage")
+    devices = ("cpu",)
+
+    def __init__(self):
+        self._notes: list[str] = []
+        self._threads_note: str | None = None
+
+    # ---- parent -----------------------------------------------------------------
+    @classmethod
+    def child_env(cls, threads: int) -> dict[str, str]:
+        return dict(LEGACY_KERAS_ENV)
+
+    # ---- child ------------------------------------------------------------------
+    def available(self) -> Availability:
+        try:
+            tf = _import_tf()
+            import spektral
+        except Exception as exc:  # ImportError, or a broken binary / numpy mismatch
+            return Availability(False, reason=f"{type(exc).__name__}: {exc}", install_hint=self.install_hint)
+        try:
+            major = _keras_major(tf)
+        except Exception as exc:
+            return Availability(False, reason=f"tf_keras missing ({type(exc).__name__}: {exc})",
+                                install_hint=self.install_hint)
+        if major >= 3:
+            return Availability(False, reason=(
+                f"TensorFlow was imported with Keras {major}; Spektral needs tf_keras: "
+                "set TF_USE_LEGACY_KERAS=1 before TensorFlow is first imported"),
+                install_hint=self.install_hint)
+        return Availability(True, spektral.__version__)
+
+    def versions(self) -> dict[str, str]:
+        tf = _import_tf()
+        import spektral
+        import tf_keras
+        return {"spektral": spektral.__version__, "tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}
+
+    def notes(self) -> list[str]:
+        out = list(self._notes)
+        if self._threads_note:
+            out.append(self._threads_note)
+        return out
+
+    def set_threads(self, n: int) -> None:
+        tf = _import_tf()
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(n)
+        except RuntimeError as exc:  # the TF runtime was already initialised
+            self._threads_note = f"could not set TensorFlow threads to {n}: {exc}"
+
+    def prepare(self, graph, spec, device, seed, weights):
+        if device != "cpu":
+            raise ValueError(f"spektral adapter supports only cpu, not '{device}'")
+        tf = _import_tf()
+        import random
+
+        from gnnbench.weights import gat_heads, layer_dims
+
+        self._notes = []
+        self.spec = spec
+        self._tf = tf
+        # Seeds: Python, NumPy, TensorFlow's global seed; every dropout layer
+        # below also gets its own explicit seed (a seeded tf.random.Generator),
+        # and ops are deterministic, so the same seed gives the same run.
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        tf.random.set_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+
+        n = graph.num_nodes
+        self.x = tf.constant(graph.x, dtype=tf.float32)
+        dims = layer_dims(spec, graph.num_features, graph.num_classes)
+        cached = spec.norm_policy == "cached"
+        self.a = self._adjacency(tf, graph, spec, cached)
+        self.layers_ = []
+        last = len(dims) - 1
+        for k, (din, dout) in enumerate(dims):
+            self.layers_.append(self._make_layer(tf, spec, k, k == last, dout, gat_heads))
+        self.drops = [tf.keras.layers.Dropout(spec.dropout, seed=_sub_seed(seed, 1, k), rng_type="stateful")
+                      for k in range(len(dims))]
+        # build every layer once (eager, eval mode), then load the canonical weights
+        h = self.x
+        for k, conv in enumerate(self.layers_):
+            h = conv([h, self.a], training=False)
+            if spec.name == "gat":  # Spektral's GATConv builds an unseeded Dropout; give it a seed
+                conv.dropout = tf.keras.layers.Dropout(spec.attn_dropout, seed=_sub_seed(seed, 2, k),
+                                                       rng_type="stateful")
+        for drop in self.drops + [c.dropout for c in self.layers_ if spec.name == "gat"]:
+            drop._random_generator._maybe_init()   # create the seeded generators eagerly, here
+        self._load(weights)
+        self.variables = self._variables()
+
+        self.y = graph.y
+        self.idx = {k: np.flatnonzero(m) for k, m in
+                    (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
+        self.train_idx = tf.constant(self.idx["train"], dtype=tf.int64)
+        self.train_y = tf.constant(graph.y[self.idx["train"]], dtype=tf.int64)
+
+        if spec.optimizer == "adam":
+            self.optimizer = tf.keras.optimizers.Adam(
+                learning_rate=spec.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, adaptive_epsilon=True)
+        else:
+            self.optimizer = tf.keras.optimizers.SGD(learning_rate=spec.lr)
+        self.optimizer.build(self.variables)   # slots created here, not inside the traced step
+        wd = float(spec.weight_decay)
+        variables = self.variables
+
+        def step():
+            with tf.GradientTape() as tape:
+                out = self._forward(training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=self.train_y, logits=tf.gather(out, self.train_idx)))
+            grads = tape.gradient(loss, variables)
+            if wd:
+                grads = [tf.convert_to_tensor(g) + wd * v for g, v in zip(grads, variables)]
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return loss
+
+        # Compiled, but traced on first call (the harness's warm-up), not here.
+        self._step = tf.function(step, autograph=False)
+        self._eval = tf.function(lambda: self._forward(training=False), autograph=False)
+        self._loss = None
+        self._record_notes(spec, cached)
+
+    # ---- model pieces -----------------------------------------------------------
+    def _adjacency(self, tf, graph, spec, cached):
+        from gnnbench.reference import _with_self_loops, gcn_norm
+
+        n = graph.num_nodes
+        src, dst = graph.edge_index
+        if spec.name == "gcn":
+            if cached:
+                s, d, w = gcn_norm(graph.edge_index, n)
+                # GCNConv computes A @ (XW): row = target, column = source
+                a = tf.SparseTensor(np.stack([d, s], 1), w.astype(np.float32), (n, n))
+            else:
+                import scipy.sparse as sp
+                from spektral.layers import GCNConv
+                raw = sp.csr_matrix((np.ones(len(src), np.float32), (dst, src)), shape=(n, n))
+                filt = GCNConv.preprocess(raw).tocoo()
+                a = tf.SparseTensor(np.stack([filt.row, filt.col], 1).astype(np.int64),
+                                    filt.data.astype(np.float32), (n, n))
+        elif spec.name == "gat" and cached:
+            # Spektral's message passing reads indices[:, 0] as the source, [:, 1] as the target
+            s, d = _with_self_loops(graph.edge_index, n)
+            a = tf.SparseTensor(np.stack([s, d], 1), np.ones(len(s), np.float32), (n, n))
+        else:  # gat (recompute: the layer adds self-loops) and sage (raw adjacency)
+            a = tf.SparseTensor(np.stack([src, dst], 1), np.ones(len(src), np.float32), (n, n))
+        return tf.sparse.reorder(a)
+
+    def _make_layer(self, tf, spec, k, last, dout, gat_heads):
+        from spektral.layers import GATConv, GCNConv
+
+        init = {"kernel_initializer": "zeros"}   # overwritten by the canonical weights
+        if spec.name == "gcn":
+            return GCNConv(dout, **init)
+        if spec.name == "gat":
+            cls = GATConv if spec.negative_slope == 0.2 else _gat_with_slope(spec.negative_slope)
+            return cls(dout, attn_heads=gat_heads(spec, k), concat_heads=not last,
+                       dropout_rate=spec.attn_dropout, add_self_loops=spec.norm_policy != "cached",
+                       attn_kernel_initializer="zeros", **init)
+        if spec.name == "sage":
+            if spec.aggregator != "mean" or not spec.root_weight:
+                raise ValueError("spektral adapter implements SAGE with aggregator=mean, root_weight=True only")
+            return _sage_layer()(dout, aggregate="mean", **init)
+        raise ValueError(f"spektral adapter has no model '{spec.name}'")
+
+    def _forward(self, training: bool):
+        tf = self._tf
+        h = self.x
+        last = len(self.layers_) - 1
+        for k, conv in enumerate(self.layers_):
+            h = self.drops[k](h, training=training)
+            h = conv([h, self.a], training=training)
+            if k < last:
+                h = tf.nn.elu(h) if self.spec.name == "gat" else tf.nn.relu(h)
+        return h
+
+    def _variables(self):
+        out = []
+        for conv in self.layers_:
+            if self.spec.name == "gat":
+                out += [conv.kernel, conv.attn_kernel_self, conv.attn_kernel_neighs, conv.bias]
+            else:
+                out += [conv.kernel, conv.bias]
+        return out
+
+    def _load(self, w):
+        for k, conv in enumerate(self.layers_):
+            p = f"layers.{k}."
+            if self.spec.name == "gcn":
+                _assign(conv.kernel, w[p + "weight"])
+            elif self.spec.name == "gat":
+                heads, ch = conv.attn_heads, conv.channels
+                _assign(conv.kernel, w[p + "weight"].reshape(-1, heads, ch))
+                # attn_kernel_self scores the target (att_dst), attn_kernel_neighs the source (att_src)
+                _assign(conv.attn_kernel_self, w[p + "att_dst"].T[:, :, None])
+                _assign(conv.attn_kernel_neighs, w[p + "att_src"].T[:, :, None])
+            else:
+                _assign(conv.kernel, np.concatenate([w[p + "weight_root"], w[p + "weight_neigh"]], 0))
+            _assign(conv.bias, w[p + "bias"])
+
+    def parameters(self) -> dict:
+        out = {}
+        for k, conv in enumerate(self.layers_):
+            p = f"layers.{k}."
+            kernel = conv.kernel.numpy()
+            if self.spec.name == "gcn":
+                out[p + "weight"] = kernel
+            elif self.spec.name == "gat":
+                out[p + "weight"] = kernel.reshape(kernel.shape[0], -1)
+                out[p + "att_src"] = np.ascontiguousarray(conv.attn_kernel_neighs.numpy()[:, :, 0].T)
+                out[p + "att_dst"] = np.ascontiguousarray(conv.attn_kernel_self.numpy()[:, :, 0].T)
+            else:
+                din = kernel.shape[0] // 2
+                out[p + "weight_root"] = kernel[:din].copy()
+                out[p + "weight_neigh"] = kernel[din:].copy()
+            out[p + "bias"] = conv.bias.numpy()
+        return out
+
+    def _record_notes(self, spec, cached):
+        add = self._notes.append
+        add("TensorFlow with tf_keras (TF_USE_LEGACY_KERAS=1); Spektral 1.3 does not run on Keras 3")
+        add("Adam: tf.keras Adam(epsilon=1e-8, adaptive_epsilon=True) = torch.optim.Adam's update; "
+            "weight decay added to the gradient (g + wd*w), not Keras' decoupled weight_decay")
+        add("repeatable: Python/NumPy/TF global seeds set, every dropout (input and GATConv attention) "
+            "has its own seeded generator, tf.config.experimental.enable_op_determinism() is on")
+        if spec.name == "gcn" and not cached:
+            add("norm_policy=recompute: Spektral has no per-forward GCN normalisation; its own "
+                "preprocessing (GCNConv.preprocess/gcn_filter, SciPy) runs once in prepare")
+        if spec.name == "gat":
+            if spec.negative_slope != 0.2:
+                add(f"GATConv fixes LeakyReLU slope 0.2; a subclass re-implements its sparse call with "
+                    f"slope {spec.negative_slope}")
+            if cached:
+                add("GAT: self-loops added once in prepare (GATConv add_self_loops=False)")
+        if spec.name == "sage":
+            add("SAGE: Spektral's GraphSageConv adds self-loops to the mean and L2-normalises its output "
+                "(not switchable), so its call() is overridden: Spektral propagate() with mean over the raw "
+                "adjacency, [x || mean] @ kernel + bias, no normalisation")
+
+    # ---- protocol ---------------------------------------------------------------
+    def train_step(self) -> None:
+        self._loss = self._step()
+
+    def last_loss(self) -> float:
+        return float(self._loss.numpy())
+
+    def evaluate(self) -> dict[str, float]:
+        pred = self._eval().numpy().argmax(axis=1)
+        return {k: float((pred[i] == self.y[i]).mean()) for k, i in self.idx.items()}
+
+    def infer(self) -> None:
+        self._eval()
+
+    def logits(self):
+        return self._eval().numpy()
+
+
+def _sub_seed(seed: int, kind: int, layer: int) -> int:
+    """A distinct, reproducible int seed per (seed, dropout kind, layer)."""
+    return int(np.random.SeedSequence([seed, kind, layer]).generate_state(1)[0] % (2**31 - 1))
+
+
+def _assign(var, array) -> None:
+    array = np.asarray(array, dtype=np.float32)
+    if tuple(var.shape) != array.shape:
+        raise ValueError(f"{var.name}: shape {tuple(var.shape)} != canonical {array.shape}")
+    var.assign(array)
+
+
+def _sage_layer():
+    """GraphSageConv with the spec's update (see module docstring)."""
+    from spektral.layers import GraphSageConv
+    from tensorflow.keras import backend as K
+
+    class SpecGraphSageConv(GraphSageConv):
+        def call(self, inputs):
+            x, a, _ = self.get_inputs(inputs)
+            aggregated = self.propagate(x, a)      # mean over in-neighbours, no self-loops
+            output = K.dot(K.concatenate([x, aggregated]), self.kernel)
+            if self.use_bias:
+                output = K.bias_add(output, self.bias)
+            if self.activation is not None:
+                output = self.activation(output)
+            return output
+
+    return SpecGraphSageConv
+
+
+def _gat_with_slope(slope: float):
+    """GATConv whose sparse single-mode call uses LeakyReLU(slope) instead of 0.2."""
+    import tensorflow as tf
+    from spektral.layers import GATConv, ops
+
+    class SlopeGATConv(GATConv):
+        def _call_single(self, x, a):
+            kernel = tf.reshape(self.kernel, (-1, self.attn_heads * self.channels))
+            attn_kernel_self = ops.transpose(self.attn_kernel_self, (2, 1, 0))
+            attn_kernel_neighs = ops.transpose(self.attn_kernel_neighs, (2, 1, 0))
+            indices = a.indices
+            N = tf.shape(x, out_type=indices.dtype)[-2]
+            if self.add_self_loops:
+                indices = ops.add_self_loops_indices(indices, N)
+            targets, sources = indices[:, 1], indices[:, 0]
+            x = tf.reshape(tf.matmul(x, kernel), (-1, self.attn_heads, self.channels))
+            attn = tf.gather(tf.reduce_sum(x * attn_kernel_self, -1), targets) + \
+                tf.gather(tf.reduce_sum(x * attn_kernel_neighs, -1), sources)
+            attn = tf.nn.leaky_relu(attn, alpha=slope)
+            attn = ops.unsorted_segment_softmax(attn, targets, N)
+            attn = self.dropout(attn)[..., None]
+            output = tf.math.unsorted_segment_sum(attn * tf.gather(x, sources), targets, N)
+            return output, attn
+
+    return SlopeGATConv
