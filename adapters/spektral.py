@@ -48,12 +48,9 @@ def _import_tf():
     return tf
 
 
-def _keras_major(tf) -> int:
-    version = getattr(tf.keras, "__version__", None)
-    if version is None:
-        import tf_keras
-        version = tf_keras.__version__
-    return int(str(version).split(".")[0])
+def _uses_tf_keras(tf) -> bool:
+    """True when ``tf.keras`` is the legacy tf_keras (Keras 2), which Spektral needs."""
+    return type.__getattribute__(tf.keras.layers.Layer, "__module__").startswith("tf_keras")
 
 
 class SpektralAdapter(Adapter):
@@ -80,13 +77,13 @@ class SpektralAdapter(Adapter):
         except Exception as exc:  # ImportError, or a broken binary / numpy mismatch
             return Availability(False, reason=f"{type(exc).__name__}: {exc}", install_hint=self.install_hint)
         try:
-            major = _keras_major(tf)
+            legacy = _uses_tf_keras(tf)
         except Exception as exc:
-            return Availability(False, reason=f"tf_keras missing ({type(exc).__name__}: {exc})",
+            return Availability(False, reason=f"tf.keras unusable ({type(exc).__name__}: {exc})",
                                 install_hint=self.install_hint)
-        if major >= 3:
+        if not legacy:
             return Availability(False, reason=(
-                f"TensorFlow was imported with Keras {major}; Spektral needs tf_keras: "
+                "TensorFlow was imported with Keras 3; Spektral needs tf_keras: "
                 "set TF_USE_LEGACY_KERAS=1 before TensorFlow is first imported"),
                 install_hint=self.install_hint)
         return Availability(True, spektral.__version__)

@@ -1,0 +1,167 @@
+"""The Spektral adapter: availability, verify against the reference (GCN, GAT,
+SAGE on Cora), a short training run, same seed -> same result, and the
+not-installed path.
+
+TensorFlow never enters the pytest process (torch lives here): every TF check
+runs in a child Python with TF_USE_LEGACY_KERAS=1, as the harness runs it.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gnnbench.adapters import adapter_class
+from gnnbench.adapters.spektral import SpektralAdapter
+
+PROBE = r"""
+import json, sys
+from gnnbench.adapters.spektral import SpektralAdapter
+from gnnbench.datasets import load_graph
+from gnnbench.specs import get_spec
+from gnnbench.verify import check
+from gnnbench.weights import init_weights
+
+data_dir, mode = sys.argv[1], sys.argv[2]
+out = {}
+a = SpektralAdapter()
+av = a.available()
+out["available"] = [av.ok, av.version, av.reason]
+a.set_threads(2)
+import tensorflow as tf
+out["threads"] = [tf.config.threading.get_intra_op_parallelism_threads(),
+                  tf.config.threading.get_inter_op_parallelism_threads()]
+out["keras"] = tf.keras.layers.Layer.__module__
+out["versions"] = a.versions()
+graphs = {}
+def graph(model):
+    spec = get_spec(model, "cora")
+    key = spec.normalize_features
+    if key not in graphs:
+        graphs[key] = load_graph("cora", data_dir, normalize_features=key)
+    return spec, graphs[key]
+
+if mode == "full":
+    out["verify"] = {}
+    for model in ("gcn", "gat", "sage"):
+        spec, g = graph(model)
+        out["verify"][model] = check(SpektralAdapter(), spec, g)
+
+def train(model, epochs, seed):
+    spec, g = graph(model)
+    ad = SpektralAdapter()
+    ad.prepare(g, spec, "cpu", seed, init_weights(spec, g.num_features, g.num_classes, seed))
+    losses = []
+    for _ in range(epochs):
+        ad.train_step()
+        losses.append(ad.last_loss())
+    logits = ad.logits()
+    f = tf.function(lambda: ad._forward(training=True))
+    t1, t2 = f().numpy(), f().numpy()
+    return {"acc": ad.evaluate(), "losses": losses, "traces": ad._step.experimental_get_tracing_count(),
+            "logits_sum": float(logits.sum()), "notes": ad.notes(),
+            "dropout_differs": float(abs(t1 - t2).max()), "eval_repeat": float(abs(logits - ad.logits()).max())}
+
+out["gcn"] = train("gcn", 40, 0)
+out["gat"] = train("gat", 10, 3)     # input dropout and GATConv's attention dropout both on
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _run(data_dir, mode):
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    p = subprocess.run([sys.executable, "-c", PROBE, data_dir, mode], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-4000:]
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def first(data_dir):
+    return _run(data_dir, "full")
+
+
+@pytest.fixture(scope="module")
+def second(data_dir):
+    return _run(data_dir, "train")
+
+
+def test_registered_and_child_env():
+    assert adapter_class("spektral") is SpektralAdapter
+    assert SpektralAdapter.child_env(2)["TF_USE_LEGACY_KERAS"] == "1"
+    # importing the adapter module imports no ML library
+    assert "tensorflow" not in sys.modules and "spektral" not in sys.modules
+
+
+def test_available_and_versions(first):
+    ok, version, reason = first["available"]
+    assert ok, reason
+    assert version == first["versions"]["spektral"]
+    assert set(first["versions"]) == {"spektral", "tensorflow", "tf_keras"}
+    assert first["keras"].startswith("tf_keras.")   # tf_keras, not Keras 3
+    assert first["threads"] == [2, 2]
+
+
+@pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
+def test_verify_cora(first, model):
+    r = first["verify"][model]
+    assert r["passed"], r
+    assert r["logits_max_abs_diff"] < 1e-6 and r["loss_rel_diff"] < 1e-6, r
+
+
+def test_short_training_learns(first):
+    r = first["gcn"]
+    assert r["losses"][-1] < 0.85 * r["losses"][0], r["losses"]
+    assert r["acc"]["test"] > 0.5, r["acc"]
+    assert r["traces"] == 1        # compiled once (on the first step), never retraced
+    assert any("adaptive_epsilon" in n for n in r["notes"])
+
+
+def test_same_seed_same_result(first, second):
+    for model in ("gcn", "gat"):
+        a, b = first[model], second[model]
+        assert a["losses"] == b["losses"], model
+        assert a["acc"] == b["acc"], model
+        assert a["logits_sum"] == b["logits_sum"], model
+    # and dropout really is on in training mode (two training forwards differ), off in eval mode
+    for model in ("gcn", "gat"):
+        assert first[model]["dropout_differs"] > 1e-3, model
+        assert first[model]["eval_repeat"] == 0.0, model
+
+
+def test_not_installed(monkeypatch):
+    """available() reports the failed import and the install hint (TF is never imported here)."""
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")          # restored afterwards
+    monkeypatch.setitem(sys.modules, "tensorflow", None)    # `import tensorflow` raises ImportError
+    av = SpektralAdapter().available()
+    assert not av.ok
+    assert "tensorflow" in av.reason and "ModuleNotFoundError" in av.reason
+    assert av.install_hint == "pip install 'gnnbench[spektral]'"
+
+
+def test_spektral_missing_with_tensorflow_present(monkeypatch):
+    import types
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
+    fake_tf = types.ModuleType("tensorflow")
+    monkeypatch.setitem(sys.modules, "tensorflow", fake_tf)
+    monkeypatch.setitem(sys.modules, "spektral", None)
+    av = SpektralAdapter().available()
+    assert not av.ok and "spektral" in av.reason
+    assert av.install_hint == SpektralAdapter.install_hint
+
+
+def test_keras3_is_refused(monkeypatch):
+    """TensorFlow imported with Keras 3 (TF_USE_LEGACY_KERAS set too late) is reported, not run."""
+    import types
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
+    fake_tf = types.ModuleType("tensorflow")
+    layer = type("Layer", (), {"__module__": "keras.src.layers.layer"})
+    fake_tf.keras = types.SimpleNamespace(layers=types.SimpleNamespace(Layer=layer))
+    fake_spektral = types.ModuleType("spektral")
+    fake_spektral.__version__ = "1.3.1"
+    monkeypatch.setitem(sys.modules, "tensorflow", fake_tf)
+    monkeypatch.setitem(sys.modules, "spektral", fake_spektral)
+    av = SpektralAdapter().available()
+    assert not av.ok and "TF_USE_LEGACY_KERAS" in av.reason
