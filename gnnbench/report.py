@@ -23,9 +23,9 @@ def rows(records: list[dict]) -> list[dict]:
     groups: "OrderedDict[tuple, list[dict]]" = OrderedDict()
     for r in latest_per_key(records):
         c = r["cell"]
-        groups.setdefault((c["dataset"], c["device"], c["library"], c["model"]), []).append(r)
+        groups.setdefault((c["dataset"], c["device"], c["library"], c["model"], variant(r)), []).append(r)
     out = []
-    for (dataset, device, library, model), recs in groups.items():
+    for (dataset, device, library, model, var), recs in groups.items():
         ok = [r for r in recs if r.get("times")]
         epochs = [t for r in ok for t in r["times"]["epoch_ms"]]
         s = summarize(epochs)
@@ -40,7 +40,7 @@ def rows(records: list[dict]) -> list[dict]:
         dmem = [r["memory"].get("device_peak_mb") for r in ok if r.get("memory") and r["memory"].get("device_peak_mb")]
         errors = [r.get("error", "") for r in recs if r.get("error")]
         out.append({
-            "dataset": dataset, "device": device, "library": library, "model": model,
+            "dataset": dataset, "device": device, "library": library, "model": model, "variant": var,
             "seeds": len(recs), "status": status,
             "median_ms": s["median"], "p25_ms": s["p25"], "p75_ms": s["p75"], "epochs": s["n"],
             "first_epoch_ms": _median([r["times"]["first_epoch_ms"] for r in ok]),
@@ -63,6 +63,17 @@ def rows(records: list[dict]) -> list[dict]:
         for r in table:
             r["relative"] = (r["median_ms"] / fastest) if (fastest and r["median_ms"]) else None
     return out
+
+
+def variant(record: dict) -> str:
+    """How the record's spec differs from the model's default spec on its dataset ('' when it does not)."""
+    from .specs import get_spec
+    try:
+        default = vars(get_spec(record["cell"]["model"], record["cell"]["dataset"]))
+    except Exception:
+        return ""
+    diff = [f"{k}={v}" for k, v in sorted((record.get("spec") or {}).items()) if default.get(k, v) != v]
+    return ",".join(diff)
 
 
 def _median(values):
@@ -112,7 +123,7 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
         out.append("| library | model | median epoch ms [p25–p75] | first epoch ms | setup s | inference ms "
                    "| test acc % (ref) | peak MB | status | relative |")
         out.append("|---|---|---|---|---|---|---|---|---|---|")
-        table.sort(key=lambda r: (r["model"], r["median_ms"] is None, r["median_ms"] or 0))
+        table.sort(key=lambda r: (r["model"], r["variant"], r["median_ms"] is None, r["median_ms"] or 0))
         for r in table:
             acc = "–"
             if r["test_acc_mean"] is not None:
@@ -128,7 +139,8 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
                 mem += f" (dev {r['device_peak_mb']:.0f})"
             status = r["status"] if r["status"] in ("ok",) or not r["error"] else f"{r['status']}: {_short(r['error'])}"
             rel = "–" if r["relative"] is None else f"{r['relative']:.2f}×"
-            out.append(f"| {r['library']} | {r['model']} | {med} | {_f(r['first_epoch_ms'], '{:.1f}')} | "
+            model = r["model"] + (f" ({r['variant']})" if r["variant"] else "")
+            out.append(f"| {r['library']} | {model} | {med} | {_f(r['first_epoch_ms'], '{:.1f}')} | "
                        f"{_f(r['setup_s'], '{:.2f}')} | {_f(r['infer_ms'])} | {acc} | {mem} | {status} | {rel} |")
         out.append("")
     notes = sorted({(r["library"], n) for r in table_rows for n in r["notes"]})
@@ -148,7 +160,7 @@ def _short(text: str, n: int = 90) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-CSV_FIELDS = ("dataset", "device", "library", "model", "seeds", "status", "median_ms", "p25_ms", "p75_ms",
+CSV_FIELDS = ("dataset", "device", "library", "model", "variant", "seeds", "status", "median_ms", "p25_ms", "p75_ms",
               "epochs", "first_epoch_ms", "setup_s", "infer_ms", "test_acc_mean", "test_acc_std",
               "reference_acc", "peak_rss_mb", "device_peak_mb", "params", "version", "relative", "fingerprint",
               "error")

@@ -1,0 +1,39 @@
+"""Report aggregation on hand-made records: pooling, status, relative speed, variants."""
+import dataclasses
+
+from gnnbench.report import rows, to_csv, to_markdown
+from gnnbench.specs import get_spec
+
+
+def rec(lib, model, seed, epochs, acc, status="ok", spec=None, dataset="cora"):
+    spec = spec or dataclasses.asdict(get_spec(model, dataset))
+    return {"schema": 1, "key": f"{lib}/{model}/{dataset}/cpu/{hash(str(spec)) % 1000}/seed{seed}",
+            "cell": {"library": lib, "model": model, "dataset": dataset, "device": "cpu", "seed": seed},
+            "spec": spec, "status": status, "error": "" if status == "ok" else "boom\nmore",
+            "times": {"epoch_ms": epochs, "first_epoch_ms": 50.0, "setup_s": 0.1, "infer_median_ms": 1.0},
+            "accuracy": {"test": acc}, "memory": {"peak_rss_mb": 100.0}, "dataset": {"fingerprint": "sha256:x"},
+            "env": {"cpu_model": "cpu", "cores": 2, "threads": 2}, "timestamp": "2026-11-30T00:00:00+00:00",
+            "run_id": "r"}
+
+
+def test_pooling_status_relative_and_variants():
+    nodrop = dataclasses.asdict(dataclasses.replace(get_spec("gcn", "cora"), dropout=0.0))
+    records = [
+        rec("a", "gcn", 0, [10, 11, 12], 0.81), rec("a", "gcn", 1, [13, 14], 0.82),
+        rec("b", "gcn", 0, [5, 5, 5], 0.50),                       # fast but wrong
+        rec("c", "gcn", 0, [20, 20], 0.81), rec("c", "gcn", 1, [], None, status="failed"),
+        rec("a", "gcn", 0, [7, 7], 0.80, spec=nodrop),
+    ]
+    r = {(x["library"], x["variant"]): x for x in rows(records)}
+    a = r[("a", "")]
+    assert a["median_ms"] == 12 and a["seeds"] == 2 and a["epochs"] == 5
+    assert abs(a["test_acc_mean"] - 0.815) < 1e-12
+    assert r[("b", "")]["status"] == "accuracy_mismatch"
+    assert r[("c", "")]["status"] == "failed" and r[("c", "")]["error"] == "boom"
+    assert r[("a", "dropout=0.0")]["median_ms"] == 7
+    # relative to the fastest ok row: b is excluded (mismatch), the dropout-free variant is fastest
+    assert r[("a", "dropout=0.0")]["relative"] == 1.0 and abs(a["relative"] - 12 / 7) < 1e-9
+    assert r[("b", "")]["relative"] == 5 / 7
+    md = to_markdown(records)
+    assert "| a | gcn (dropout=0.0) |" in md and "accuracy_mismatch" in md and "81.5 ± 0.7 (n=2) (81.5)" in md
+    assert to_csv(records).splitlines()[0].startswith("dataset,device,library,model,variant")
