@@ -172,22 +172,26 @@ def plot_accuracy_vs_time(table: list[dict], path_stem: Path) -> list[Path]:
     fig, axes = _panels(len(groups), plt)
     for ax, (dataset, device) in zip(axes, groups):
         rows = [r for r in table if (r["dataset"], r["device"]) == (dataset, device)]
-        for r in rows:
+        for k, r in enumerate(sorted(rows, key=lambda r: r["median_ms"])):
             med = r["median_ms"]
             ax.errorbar(med, 100 * r["test_acc_mean"], yerr=100 * (r["test_acc_std"] or 0),
                         xerr=[[max(med - (r["p25_ms"] or med), 0)], [max((r["p75_ms"] or med) - med, 0)]],
                         fmt=marker[r["model"]], color=colors[r["library"]], ms=7, capsize=2,
                         mfc="none" if r["status"] != "ok" else colors[r["library"]])
             ax.annotate(f"{r['library']}/{r['model']}", (med, 100 * r["test_acc_mean"]),
-                        textcoords="offset points", xytext=(5, 4), fontsize=7)
-        for m in sorted({r["model"] for r in rows}):
-            ref = next((r["reference_acc"] for r in rows if r["model"] == m and r["reference_acc"]), None)
-            if ref:
-                ax.axhline(ref, color="#999999", ls=":", lw=1)
-                ax.annotate(f"{m.upper()} reference {ref:.1f}%", (0.01, ref), xycoords=("axes fraction", "data"),
-                            fontsize=7, color="#666666", va="bottom")
+                        textcoords="offset points", xytext=(5, (4, -11, 14)[k % 3]), fontsize=7)
+        refs = sorted((r["reference_acc"], m) for m in {r["model"] for r in rows}
+                      for r in rows if r["model"] == m and r["reference_acc"])
+        refs = sorted(dict((m, ref) for ref, m in refs).items(), key=lambda kv: kv[1])
+        for k, (m, ref) in enumerate(refs):
+            ax.axhline(ref, color="#999999", ls=":", lw=1)
+            ax.annotate(f"{m.upper()} reference {ref:.1f}%", (0.99 if k % 2 else 0.01, ref),
+                        xycoords=("axes fraction", "data"), fontsize=7, color="#666666", va="bottom",
+                        ha="right" if k % 2 else "left")
         if _use_log([r["median_ms"] for r in rows]):
             ax.set_xscale("log")
+        top = max([100 * (r["test_acc_mean"] + (r["test_acc_std"] or 0)) for r in rows] + [ref for _, ref in refs])
+        ax.set_ylim(top=top + 4)
         ax.set_xlabel("median epoch time (ms, lower is better)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{short_dataset(dataset)} on {device}", fontsize=10)
