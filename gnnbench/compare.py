@@ -55,6 +55,7 @@ class CellData:
     seeds: int = 0
     error: str = ""
     config: dict = field(default_factory=dict)
+    variant: str = ""                                # how the spec differs from the model's default
 
     @property
     def group(self) -> tuple:
@@ -81,6 +82,8 @@ class CellData:
 
 def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
     """Group the latest record of every run key into cells (seeds pooled)."""
+    from .report import variant
+
     cells: "OrderedDict[tuple, CellData]" = OrderedDict()
     accs: dict[tuple, list] = {}
     for r in latest_per_key(records):
@@ -89,6 +92,8 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
             cd = CellData(c["library"], c["model"], c["dataset"], c["device"], r.get("spec") or {})
         except KeyError as exc:
             raise UsageError(f"record {r.get('key', '?')} has no cell.{exc.args[0]}") from None
+        if cd.ident not in cells:
+            cd.variant = variant(r)
         cd = cells.setdefault(cd.ident, cd)
         cd.seeds += 1
         status = r.get("status", "failed")
@@ -142,7 +147,7 @@ def compare(base_records: list[dict], current_records: list[dict], *, threshold:
         b, c = base.get(ident), cur.get(ident)
         cd = b or c
         row = {"library": cd.library, "model": cd.model, "dataset": cd.dataset, "device": cd.device,
-               "spec_hash": spec_hash(cd.spec), "verdict": "unchanged", "reasons": [], "notes": [],
+               "variant": cd.variant, "spec_hash": spec_hash(cd.spec), "verdict": "unchanged", "reasons": [], "notes": [],
                "base": _side(b), "current": _side(c), "ratio": None, "ci_low": None, "ci_high": None,
                "p_value": None, "raw_ratio": None, "normalized": False, "acc_delta_pt": None}
         out.append(row)
@@ -285,7 +290,8 @@ def to_markdown(result: dict, base_name: str = "base", current_name: str = "curr
                 ratio += f" [{r['ci_low']:.3f}–{r['ci_high']:.3f}]"
         acc = "–" if r["acc_delta_pt"] is None else f"{r['acc_delta_pt']:+.1f}"
         why = "; ".join(r["reasons"] + r["notes"]).replace("|", "/") or ""
-        out.append(f"| {verdict} | {r['library']} | {r['model']} | {r['dataset']} | {r['device']} | "
+        model = r["model"] + (f" ({r['variant']})" if r.get("variant") else "")
+        out.append(f"| {verdict} | {r['library']} | {model} | {r['dataset']} | {r['device']} | "
                    f"{_ms(r['base'])} | {_ms(r['current'])} | {ratio} | {_p(r['p_value'])} | {acc} | {why} |")
     out += ["", f"Ratio = current / base median epoch time (<1 is faster); 95% CI from {st['resamples']} "
                 f"seeded bootstrap resamples of each side's epochs; p from a two-sided Mann–Whitney U test "

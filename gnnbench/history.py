@@ -29,6 +29,8 @@ def _when(ts: str | None) -> datetime | None:
 
 def points(files: list[tuple[str, list[dict]]]) -> dict[str, list[dict]]:
     """cell name -> its points over ``files`` [(path, records)], in time order."""
+    from .report import variant
+
     series: dict[str, list[dict]] = {}
     order = 0
     for path, records in files:
@@ -37,7 +39,7 @@ def points(files: list[tuple[str, list[dict]]]) -> dict[str, list[dict]]:
         for r in latest:
             c = r["cell"]
             ident = (c["library"], c["model"], c["dataset"], c["device"], spec_hash(r.get("spec")))
-            m = meta.setdefault(ident, {"ts": [], "git": set()})
+            m = meta.setdefault(ident, {"ts": [], "git": set(), "variant": variant(r)})
             if r.get("timestamp"):
                 m["ts"].append(r["timestamp"])
             m["git"].add((r.get("env") or {}).get("git_revision") or "?")
@@ -45,7 +47,9 @@ def points(files: list[tuple[str, list[dict]]]) -> dict[str, list[dict]]:
             m = meta.get(ident, {"ts": [], "git": set()})
             ts = max(m["ts"]) if m["ts"] else None
             q = summarize(cd.samples)
-            series.setdefault(cd.name, []).append({
+            # runs of a non-default spec (an ablation) are their own line: 'lib/model/dataset/device [dropout=0.0]'
+            name = cd.name + (f" [{m['variant']}]" if m.get("variant") else "")
+            series.setdefault(name, []).append({
                 "file": str(path), "timestamp": ts, "when": _when(ts), "order": order,
                 "git": ",".join(sorted(m["git"])), "spec_hash": ident[-1], "status": cd.status,
                 "median_ms": q["median"], "p25_ms": q["p25"], "p75_ms": q["p75"], "epochs": q["n"],
@@ -64,7 +68,8 @@ def select(series: dict[str, list[dict]], patterns: list[str] | tuple[str, ...])
     for p in patterns:
         if p.count("/") != 3:
             raise UsageError(f"--cell '{p}': expected library/model/dataset/device (globs allowed, e.g. pyg/gcn/*/cpu)")
-    chosen = {n: v for n, v in series.items() if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    chosen = {n: v for n, v in series.items()
+              if any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n.partition(" [")[0], p) for p in patterns)}
     if not chosen:
         raise UsageError(f"no cell matches {', '.join(patterns)}; cells present: {', '.join(sorted(series))}")
     return chosen

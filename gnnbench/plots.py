@@ -42,6 +42,11 @@ def _colors(libraries) -> dict[str, str]:
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
+def _label(r: dict) -> str:
+    """Model name plus its spec variant, if the report row has one (e.g. 'GCN (dropout=0.0)')."""
+    return r["model"].upper() + (f" ({r['variant']})" if r.get("variant") else "")
+
+
 def short_dataset(name: str) -> str:
     """'synthetic:nodes=1000,avg_degree=10,features=128,...' -> 'synthetic nodes=1000' (defaults dropped)."""
     if not name.startswith("synthetic"):
@@ -122,12 +127,12 @@ def plot_epoch_times(table: list[dict], path_stem: Path) -> list[Path]:
     hatched = False
     for ax, (dataset, device) in zip(axes, groups):
         rows = [r for r in table if (r["dataset"], r["device"]) == (dataset, device)]
-        models = sorted({r["model"] for r in rows})
+        models = sorted({_label(r) for r in rows})
         libs = sorted({r["library"] for r in rows})
         width = 0.8 / len(libs)
         for j, lib in enumerate(libs):
             for i, model in enumerate(models):
-                r = next((r for r in rows if r["library"] == lib and r["model"] == model), None)
+                r = next((r for r in rows if r["library"] == lib and _label(r) == model), None)
                 if r is None:
                     continue
                 x = i - 0.4 + width * (j + 0.5)
@@ -141,7 +146,7 @@ def plot_epoch_times(table: list[dict], path_stem: Path) -> list[Path]:
                 ax.annotate(f"{med:.3g}", (x, r["p75_ms"] or med), textcoords="offset points", xytext=(0, 2),
                             ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(models)))
-        ax.set_xticklabels([m.upper() for m in models])
+        ax.set_xticklabels(models, fontsize=9 if max(map(len, models)) < 14 else 7)
         if _use_log([r["median_ms"] for r in rows] + [r["p25_ms"] for r in rows]):
             ax.set_yscale("log")
         else:
@@ -178,7 +183,7 @@ def plot_accuracy_vs_time(table: list[dict], path_stem: Path) -> list[Path]:
                         xerr=[[max(med - (r["p25_ms"] or med), 0)], [max((r["p75_ms"] or med) - med, 0)]],
                         fmt=marker[r["model"]], color=colors[r["library"]], ms=7, capsize=2,
                         mfc="none" if r["status"] != "ok" else colors[r["library"]])
-            ax.annotate(f"{r['library']}/{r['model']}", (med, 100 * r["test_acc_mean"]),
+            ax.annotate(f"{r['library']}/{r['model']}" + (f" ({r['variant']})" if r.get("variant") else ""), (med, 100 * r["test_acc_mean"]),
                         textcoords="offset points", xytext=(5, (4, -11, 14)[k % 3]), fontsize=7)
         refs = sorted((r["reference_acc"], m) for m in {r["model"] for r in rows}
                       for r in rows if r["model"] == m and r["reference_acc"])
@@ -214,8 +219,8 @@ def plot_scaling(table: list[dict], records: list[dict], path_stem: Path) -> lis
     panels = []
     for fam, names in sw.items():
         rows = [r for r in table if r["dataset"] in names and r["median_ms"] and r["dataset"] in edges]
-        for model, device in dict.fromkeys((r["model"], r["device"]) for r in rows):
-            panels.append((fam, model, device, [r for r in rows if (r["model"], r["device"]) == (model, device)]))
+        for model, device in dict.fromkeys((_label(r), r["device"]) for r in rows):
+            panels.append((fam, model, device, [r for r in rows if (_label(r), r["device"]) == (model, device)]))
     if not panels:
         return []
     colors = _colors(r["library"] for p in panels for r in p[3])
@@ -238,7 +243,7 @@ def plot_scaling(table: list[dict], records: list[dict], path_stem: Path) -> lis
             ax.plot([x0, x1], [y0, y0 * x1 / x0], ls="--", color="#999999", lw=1, label="∝ edges")
         ax.set_xlabel("edges")
         ax.set_ylabel("median epoch time (ms)")
-        ax.set_title(f"{model.upper()} on {device}: {short_dataset(fam).replace('synthetic', 'synthetic graphs')}",
+        ax.set_title(f"{model} on {device}: {short_dataset(fam).replace('synthetic', 'synthetic graphs')}",
                      fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, frameon=False)
@@ -293,7 +298,9 @@ def plot_history(series: dict[str, list[dict]], path_stem: Path) -> list[Path]:
 
     groups: dict[tuple, list[str]] = {}
     for name in series:
-        lib, model, dataset, device = name.split("/", 3)[0:4] if name.count("/") >= 3 else (name, "", "", "")
+        base = name.partition(" [")[0]
+        parts = base.split("/")
+        dataset, device = (parts[2], parts[3]) if len(parts) == 4 else ("", "")
         groups.setdefault((dataset, device), []).append(name)
     if not groups:
         return []
@@ -310,7 +317,8 @@ def plot_history(series: dict[str, list[dict]], path_stem: Path) -> list[Path]:
             values += ys
             err = [[max(p["median_ms"] - (p["p25_ms"] or p["median_ms"]), 0) for p in pts],
                    [max((p["p75_ms"] or p["median_ms"]) - p["median_ms"], 0) for p in pts]]
-            label = "/".join(name.split("/")[:2])
+            base, _, var = name.partition(" [")
+            label = "/".join(base.split("/")[:2]) + (f" [{var}" if var else "")
             ax.errorbar(xs, ys, yerr=err, marker="o", color=colors[name], label=label, capsize=2)
         if _use_log(values):
             ax.set_yscale("log")

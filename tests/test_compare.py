@@ -191,6 +191,7 @@ def test_cells_in_one_file_only_are_listed(runs):
     res = compare(base, spec)
     assert sorted(c["verdict"] for c in res["cells"]) == ["missing", "new"]
     assert any("hidden=16→64" in n for c in res["cells"] for n in c["notes"])
+    assert "| new | test-ok | gcn (hidden=64) | cora |" in to_markdown(res)
 
 
 def _two_libs(records, ref_scale, lib_scale):

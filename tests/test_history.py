@@ -86,3 +86,15 @@ def test_bad_cell_filters(files):
     assert p.returncode == 2 and "cells present: test-ok/gcn/citeseer/cpu" in p.stderr
     p = run_cli("history", files["dir"] / "missing.jsonl", timeout=120)
     assert p.returncode == 2 and "results file not found" in p.stderr
+
+
+def test_a_non_default_spec_is_its_own_line(files):
+    recs = read_records(files["now"])
+    ablation = copy.deepcopy(recs)
+    for r in ablation:
+        r["spec"]["dropout"] = 0.0
+        r["key"] = r["key"].replace("/seed", "-d0/seed")
+    series = points([(str(files["now"]), recs + ablation)])
+    assert "test-ok/gcn/cora/cpu [dropout=0.0]" in series and "test-ok/gcn/cora/cpu" in series
+    assert set(select(series, ["test-ok/gcn/cora/cpu"])) == {"test-ok/gcn/cora/cpu",
+                                                            "test-ok/gcn/cora/cpu [dropout=0.0]"}
