@@ -111,6 +111,11 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
             cd.config = {k: (r.get("config") or {}).get(k) for k in ("epochs", "warmup", "threads")}
     for ident, values in accs.items():
         cells[ident].acc = mean_std(values)[0]
+    # as in the report: when every seed ran, the accuracy band is checked on the mean over seeds
+    from .references import in_band
+    for cd in cells.values():
+        if cd.status in RAN:
+            cd.status = "accuracy_mismatch" if in_band(cd.model, cd.dataset, cd.acc) is False else "ok"
     return cells
 
 

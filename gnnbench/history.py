@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 import json
 from datetime import datetime
-from pathlib import Path
 
 from .compare import cells_of, spec_hash
 from .errors import UsageError
@@ -96,7 +95,7 @@ def to_markdown(series: dict[str, list[dict]], figure: str | None = None) -> str
             if prev_spec is not None and p["spec_hash"] != prev_spec:
                 notes.append(f"model spec changed ({prev_spec}→{p['spec_hash']})")
             when = (p["timestamp"] or "?")[:19].replace("T", " ")
-            out.append(f"| {i} | {when} | {p['git']} | `{Path(p['file']).name}` | {med} | {vs_prev} | {vs_first} | "
+            out.append(f"| {i} | {when} | {p['git']} | `{p['file']}` | {med} | {vs_prev} | {vs_first} | "
                        f"{acc} | {p['status']} | {'; '.join(notes)} |")
             if p["median_ms"] is not None:
                 prev = p

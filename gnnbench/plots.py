@@ -320,6 +320,11 @@ def plot_history(series: dict[str, list[dict]], path_stem: Path) -> list[Path]:
             base, _, var = name.partition(" [")
             label = "/".join(base.split("/")[:2]) + (f" [{var}" if var else "")
             ax.errorbar(xs, ys, yerr=err, marker="o", color=colors[name], label=label, capsize=2)
+            if len(pts) <= 12:   # which revision each point measured
+                for p in pts:
+                    if p.get("git"):
+                        ax.annotate(p["git"], (p["when"], p["median_ms"]), textcoords="offset points",
+                                    xytext=(4, -10), fontsize=6, color=colors[name])
         if _use_log(values):
             ax.set_yscale("log")
         elif values:
