@@ -186,7 +186,8 @@ def _model_notes(spec) -> list[str]:
     cached = spec.norm_policy == "cached"
     notes = ["optimiser: snt.optimizers.Adam (bias-corrected, eps outside the sqrt: torch.optim.Adam's "
              "update); weight decay added to the gradient (g + wd*w) before apply",
-             "dropout: tf.nn.dropout with tf.random.set_seed(seed) and a fixed op-level seed per layer"]
+             "dropout: snt.Dropout (tf.nn.dropout) with tf.random.set_seed(seed) and a fixed op-level "
+             "seed per dropout layer"]
     if spec.name == "gcn":
         notes.append("gcn: normalisation 1/sqrt(d_i d_j) with self-loops as edge features "
                      + ("computed once in prepare (numpy)" if cached else
@@ -266,6 +267,7 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
             self.att_dst = tf.Variable(np.asarray(att_dst, np.float32), name="att_dst")
             self.bias = built(snt.Bias(b_init=_Const(b)), b.shape[0])
             self.aggregator = blocks.ReceivedEdgesToNodesAggregator(reducer=tf.math.unsorted_segment_sum)
+            self.attn_dropout = snt.Dropout(spec.attn_dropout, seed=_ATTN_DROPOUT_SEED + layer)
 
         def __call__(self, graph, training):
             n = graph.nodes.shape[0]
@@ -277,9 +279,8 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
             logits = tf.nn.leaky_relu(logits, alpha=spec.negative_slope)              # [E, H]
             attention = modules._received_edges_normalizer(                             # noqa: SLF001
                 graph.replace(edges=logits), normalizer=modules._unsorted_segment_softmax)
-            if training and spec.attn_dropout > 0:
-                attention = tf.nn.dropout(attention, rate=spec.attn_dropout,
-                                          seed=_ATTN_DROPOUT_SEED + self.layer)
+            if spec.attn_dropout > 0:
+                attention = self.attn_dropout(attention, is_training=training)
             sender_values = blocks.broadcast_sender_nodes_to_edges(graph.replace(nodes=values))
             attended = sender_values * attention[..., None]                           # [E, H, F]
             out = self.aggregator(graph.replace(nodes=values, edges=attended))         # [N, H, F]
@@ -332,6 +333,7 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
                     self.params[p + "weight_root"] = _reader(layer.linear.w, slice(din, 2 * din))
                     self.params[p + "bias"] = _reader(layer.linear.b)
                 self.layers.append(layer)
+            self.dropouts = [snt.Dropout(spec.dropout, seed=_FEATURE_DROPOUT_SEED + k) for k in range(nlayers)]
             self.variables_in_order = list(self.trainable_variables)
 
         def _graph_for_forward(self, graph):
@@ -355,8 +357,8 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
             graph = self._graph_for_forward(graph)
             h = graph.nodes
             for k, layer in enumerate(self.layers):
-                if training and spec.dropout > 0:
-                    h = tf.nn.dropout(h, rate=spec.dropout, seed=_FEATURE_DROPOUT_SEED + k)
+                if spec.dropout > 0:
+                    h = self.dropouts[k](h, is_training=training)
                 g = graph.replace(nodes=h)
                 h = layer(g, training) if spec.name == "gat" else layer(g)
                 if k < len(self.layers) - 1:

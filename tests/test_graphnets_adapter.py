@@ -69,29 +69,44 @@ CHILD = textwrap.dedent(r"""
 """)
 
 
-def run_child(job: dict, timeout: int = 300) -> dict:
+def start_child(job: dict) -> subprocess.Popen:
     env = dict(os.environ)
     env.update(GraphNetsAdapter.child_env(2))
     job = {"data": DATA_DIR, **job}
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(job)], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=ROOT)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, f"child failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}"
+    return subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(job)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def result(proc: subprocess.Popen, timeout: int = 300) -> dict:
+    stdout, stderr = proc.communicate(timeout=timeout)
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"child failed (rc {proc.returncode}):\n{stderr[-4000:]}"
     return json.loads(lines[-1][len("RESULT "):])
 
 
 @pytest.fixture(scope="module")
-def first(data_dir):
-    """Availability, verify for every model, and training runs, in one TF process."""
-    return run_child({"verify": True,
-                      "train": [["gcn", 50, 0], ["gcn", 50, 0], ["gcn", 50, 1],
-                                ["gat", 8, 0], ["sage", 8, 0]]})
+def children(data_dir):
+    """Two TF processes, run side by side: the first verifies every model and trains;
+    the second repeats the seeded training runs, to compare across processes."""
+    first = start_child({"verify": True,
+                         "train": [["gcn", 40, 0], ["gcn", 5, 0], ["gcn", 3, 1], ["gat", 5, 0], ["sage", 5, 0]]})
+    second = start_child({"train": [["gcn", 40, 0], ["gat", 5, 0], ["sage", 5, 0]]})
+    try:
+        return result(first), result(second)
+    finally:
+        for p in (first, second):
+            if p.poll() is None:
+                p.kill()
 
 
 @pytest.fixture(scope="module")
-def second(data_dir):
-    """The same seeded training runs in a fresh process."""
-    return run_child({"train": [["gcn", 50, 0], ["gat", 8, 0], ["sage", 8, 0]]})
+def first(children):
+    return children[0]
+
+
+@pytest.fixture(scope="module")
+def second(children):
+    return children[1]
 
 
 def test_available_and_versions(first):
@@ -131,14 +146,16 @@ def test_gcn_trains(first):
 
 def test_same_seed_same_result_in_process(first):
     a, b, c = first["train"][:3]
-    assert a["losses"] == b["losses"]
-    assert a["acc"] == b["acc"]
+    # a new adapter with the same seed repeats the same dropout masks and updates
+    assert b["losses"] == a["losses"][:len(b["losses"])]
     # a different seed changes the weights and the dropout masks
-    assert c["losses"] != a["losses"]
+    assert c["losses"][0] != a["losses"][0]
 
 
 def test_same_seed_same_result_across_processes(first, second):
-    by_key = {(r["model"], r["seed"]): r for r in first["train"]}
+    by_key = {}
+    for r in first["train"]:
+        by_key.setdefault((r["model"], r["seed"]), r)
     for run in second["train"]:
         ref = by_key[(run["model"], run["seed"])]
         assert run["losses"] == ref["losses"], run["model"]
