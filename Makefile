@@ -27,3 +27,14 @@ overhead: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Performance regression check: run configs/ci.yaml into a fresh file and compare it with the
+# committed baseline (times normalised by PyG's, so another machine's baseline still compares).
+# Prints the markdown table; exits 1 when a cell regressed (see docs/regressions.md).
+PERF_OUT ?= gnnbench-out/perf-check
+.PHONY: perf-check
+perf-check: install
+	rm -f $(PERF_OUT)/ci.jsonl $(PERF_OUT)/ci.md $(PERF_OUT)/compare.md
+	GNNBENCH_DATA=$(DATA) $(BIN)/gnnbench run --suite ci --out $(PERF_OUT)/ci.jsonl --no-report
+	@$(BIN)/gnnbench compare results/baseline/ci.jsonl $(PERF_OUT)/ci.jsonl --normalize-by pyg \
+		--out $(PERF_OUT)/compare.md; rc=$$?; cat $(PERF_OUT)/compare.md 2>/dev/null; exit $$rc

@@ -232,10 +232,10 @@ def _judge(row, b: CellData, c: CellData, threshold, alpha, acc_threshold, norma
             _, p = mann_whitney_u(cs, bs)
             row.update(ratio=ratio, ci_low=lo, ci_high=hi, p_value=p)
             if ratio is not None and p < alpha and ratio > 1 + threshold:
-                reasons.append(f"median epoch time +{100 * (ratio - 1):.1f}% (p={_p(p)})")
+                reasons.append(f"median epoch time +{100 * (ratio - 1):.1f}% ({_p_eq(p)})")
                 regressed = True
             elif ratio is not None and p < alpha and ratio < 1 - threshold:
-                reasons.append(f"median epoch time −{100 * (1 - ratio):.1f}% (p={_p(p)})")
+                reasons.append(f"median epoch time −{100 * (1 - ratio):.1f}% ({_p_eq(p)})")
                 improved = True
         if b.acc is not None and c.acc is not None:
             delta = 100 * (c.acc - b.acc)
@@ -253,6 +253,10 @@ def _p(p: float | None) -> str:
     if p is None:
         return "–"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _p_eq(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
 def _describe(records: list[dict]) -> str:
