@@ -51,9 +51,19 @@ def main():
 
 
 def _csv(value):
+    """Split a comma-separated option; ``synthetic:nodes=10,avg_degree=4`` stays one item
+    (a ``key=value`` part without ':' belongs to the dataset before it)."""
     if value is None:
         return None
-    return [v.strip() for v in value.split(",") if v.strip()]
+    items: list[str] = []
+    for part in (v.strip() for v in value.split(",")):
+        if not part:
+            continue
+        if items and "=" in part and ":" not in part and ":" in items[-1]:
+            items[-1] += "," + part
+        else:
+            items.append(part)
+    return items
 
 
 def _default_out(suite: str) -> Path:

@@ -71,3 +71,9 @@ def test_list_and_env():
     p = run_cli("env")
     env = json.loads(p.stdout)
     assert env["cores"] >= 1 and env["python"].count(".") == 2
+
+
+def test_dataset_option_keeps_synthetic_parameters_together():
+    from gnnbench.cli import _csv
+    assert _csv("cora, synthetic:nodes=300,avg_degree=4,pubmed") == ["cora", "synthetic:nodes=300,avg_degree=4", "pubmed"]
+    assert _csv("synthetic:nodes=10,seed=1,synthetic:nodes=20") == ["synthetic:nodes=10,seed=1", "synthetic:nodes=20"]
