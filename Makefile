@@ -38,3 +38,11 @@ perf-check: install
 	GNNBENCH_DATA=$(DATA) $(BIN)/gnnbench run --suite ci --out $(PERF_OUT)/ci.jsonl --no-report
 	@$(BIN)/gnnbench compare results/baseline/ci.jsonl $(PERF_OUT)/ci.jsonl --normalize-by pyg \
 		--out $(PERF_OUT)/compare.md; rc=$$?; cat $(PERF_OUT)/compare.md 2>/dev/null; exit $$rc
+
+# Compile the native adapter's CUDA kernels on their own (no GPU needed), so CI
+# catches CUDA build errors: make native-cuda-check  (NVCC=/path/to/nvcc to override)
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+.PHONY: native-cuda-check
+native-cuda-check:
+	$(NVCC) -c -arch=sm_90 -O3 -Iadapters/native/csrc adapters/native/csrc/native_cuda.cu -o $(or $(TMPDIR),/tmp)/gnnbench_native_cuda_check.o
+	@echo "native CUDA kernels compile for sm_90"

@@ -29,7 +29,7 @@ CUDA_HEADERS = ("rng.h", "kernels.h", "native_cuda.h")
 CPU_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"]
 CPU_LDFLAGS = ["-fopenmp"]
 CUDA_CFLAGS = ["-O3"]
-CUDA_NVCC_FLAGS = ["-O3", "-std=c++17", "-arch=sm_90", "--use_fast_math"]
+CUDA_NVCC_FLAGS = ["-O3", "--use_fast_math"]      # + -gencode for the device found (sm_90 on an H200)
 STALE_LOCK_S = 900.0
 
 
@@ -78,6 +78,16 @@ def _nvcc() -> str | None:
                                     if Path("/usr/local/cuda/bin/nvcc").exists() else None)
 
 
+def _cuda_arch_flags() -> list[str]:
+    """-gencode for the current CUDA device (sm_90 on H100/H200); sm_90 when none is visible."""
+    try:
+        import torch
+        major, minor = torch.cuda.get_device_capability()
+    except Exception:
+        major, minor = 9, 0
+    return [f"-gencode=arch=compute_{major}{minor},code=sm_{major}{minor}"]
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -121,7 +131,8 @@ def load(kind: str = "cpu", csrc: Path | None = None, build_root: Path | None = 
     cuda = kind == "cuda"
     sources = CUDA_SOURCES if cuda else CPU_SOURCES
     headers = CUDA_HEADERS if cuda else CPU_HEADERS
-    flags = (CUDA_CFLAGS, CUDA_NVCC_FLAGS) if cuda else (CPU_CFLAGS, CPU_LDFLAGS)
+    nvcc_flags = CUDA_NVCC_FLAGS + _cuda_arch_flags() if cuda else []
+    flags = (CUDA_CFLAGS, nvcc_flags) if cuda else (CPU_CFLAGS, CPU_LDFLAGS)
     why = check_toolchain(cuda)
     if why:
         raise NativeBuildError(why)
@@ -148,7 +159,7 @@ def load(kind: str = "cpu", csrc: Path | None = None, build_root: Path | None = 
                       verbose=verbose, extra_include_paths=[str(csrc)])
         # copies: cpp_extension.load appends to the lists it is given
         if cuda:
-            mod = ce.load(extra_cflags=list(CUDA_CFLAGS), extra_cuda_cflags=list(CUDA_NVCC_FLAGS), with_cuda=True,
+            mod = ce.load(extra_cflags=list(CUDA_CFLAGS), extra_cuda_cflags=list(nvcc_flags), with_cuda=True,
                           **kwargs)
         else:
             mod = ce.load(extra_cflags=list(CPU_CFLAGS), extra_ldflags=list(CPU_LDFLAGS), with_cuda=False, **kwargs)
