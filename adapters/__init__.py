@@ -15,6 +15,7 @@ ADAPTERS: dict[str, str] = {
     "graphnets": "gnnbench.adapters.graphnets:GraphNetsAdapter",
     "dgl": "gnnbench.adapters.dgl:DGLAdapter",
     "spektral": "gnnbench.adapters.spektral:SpektralAdapter",
+    "native": "gnnbench.adapters.native:NativeAdapter",
 }
 
 # Adapters that exist to test the harness itself (crash, hang, slow). Enabled by

@@ -111,11 +111,13 @@ def build_tag(kind: str, csrc: Path, sources, headers, flags) -> str:
 
 
 def _one_line(text: str) -> str:
-    """The first compiler error line of a build log (or its last line)."""
+    """The first compiler error line of a build log (else its last line)."""
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    for ln in lines:
-        if re.search(r"\berror\b", ln, re.IGNORECASE) and not ln.startswith(("FAILED:", "ninja:")):
-            return ln[:300]
+    lines = [ln for ln in lines if not ln.startswith(("FAILED:", "ninja:", "Error building extension"))] or lines
+    for pattern in (r"error:", r"\berror\b"):
+        for ln in lines:
+            if re.search(pattern, ln, re.IGNORECASE):
+                return ln[:300]
     return (lines[-1] if lines else "unknown build error")[:300]
 
 
