@@ -359,5 +359,45 @@ def history(results, cells, fmt, out, plot, no_plot):
         click.echo(text, nl=False)
 
 
+@main.command(context_settings=CONTEXT)
+@click.option("--datasets", help="Comma-separated graphs [default: citation graphs and synthetic 10^4..10^6 nodes].")
+@click.option("--widths", default="16,64", show_default=True, help="Feature widths.")
+@click.option("--repeats", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--threads", type=click.IntRange(1))
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--ops", default="spmm,sddmm", show_default=True)
+@click.option("--impls", default="native,pyg,dgl,torch.sparse", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the rows as JSON.")
+def kernels(datasets, widths, repeats, threads, device, ops, impls, data_dir, json_out):
+    """Micro-benchmarks of SpMM and SDDMM: native, PyG's and DGL's ops, torch.sparse.
+
+    Reports time and achieved bandwidth next to the machine's measured copy bandwidth.
+    """
+    from . import kernels_bench as kb
+    from .datasets import canonical_dataset_name
+
+    ops_l, impls_l = _csv(ops), _csv(impls)
+    for o in ops_l:
+        if o not in kb.OPS:
+            raise UsageError(f"unknown op '{o}'; valid ops: {', '.join(kb.OPS)}")
+    for i in impls_l:
+        if i not in kb.IMPLS:
+            raise UsageError(f"unknown implementation '{i}'; valid: {', '.join(kb.IMPLS)}")
+    try:
+        widths_l = [int(w) for w in _csv(widths)]
+    except ValueError:
+        raise UsageError(f"--widths must be integers, got '{widths}'") from None
+    names = _csv(datasets) if datasets else kb.DEFAULT_DATASETS
+    for name in names:
+        canonical_dataset_name(name)
+    rows = kb.run_kernels(names, widths_l, data_dir, repeats, threads=threads, device=device,
+                          ops=ops_l, impls=impls_l)
+    click.echo(kb.format_table(rows))
+    if json_out:
+        import json
+        Path(json_out).write_text(json.dumps(rows, indent=1))
+
+
 if __name__ == "__main__":
     main()

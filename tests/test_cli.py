@@ -37,6 +37,10 @@ def test_help_imports_no_ml_library():
     (["run", "--resume"], "--resume needs --out"),
     (["report", "/nonexistent/results.jsonl"], "results file not found"),
     (["verify", "--libs", "nope"], "unknown library 'nope'"),
+    (["kernels", "--ops", "spmv"], "unknown op 'spmv'; valid ops: spmm, sddmm"),
+    (["kernels", "--impls", "jax"], "unknown implementation 'jax'"),
+    (["kernels", "--widths", "x"], "--widths must be integers"),
+    (["kernels", "--datasets", "coraa"], "unknown dataset 'coraa'"),
 ])
 def test_bad_names(args, match):
     _one_line_error(run_cli(*args), 2, match)
