@@ -170,6 +170,28 @@ def test_sage_mean_matches_reference_and_gradcheck(lib, name):
     assert torch.autograd.gradcheck(f, (P, b))
 
 
+@pytest.mark.parametrize("name", GRAPH_NAMES)
+def test_sddmm_matches_dense(lib, name):
+    n, src, dst, _, g = _graph(name, weighted=False)
+    U = torch.randn(n, 6, dtype=torch.float64)
+    V = torch.randn(n, 6, dtype=torch.float64)
+    out = lib.sddmm(g.rowptr, g.col, U, V)
+    rows = np.repeat(np.arange(n), np.diff(g.rowptr.numpy()))
+    ref = (U[g.col.long()] * V[torch.from_numpy(rows)]).sum(-1)
+    torch.testing.assert_close(out, ref)
+
+
+def test_sddmm_float32_parallel(lib):
+    rng = np.random.default_rng(8)
+    n = 5000
+    src, dst = _random_graph(n, 40000, rng)
+    g = Csr.build(src, dst, n, None)
+    U, V = torch.randn(n, 64), torch.randn(n, 64)
+    rows = torch.from_numpy(np.repeat(np.arange(n), np.diff(g.rowptr.numpy())))
+    torch.testing.assert_close(lib.sddmm(g.rowptr, g.col, U, V), (U[g.col.long()] * V[rows]).sum(-1),
+                               rtol=1e-4, atol=1e-4)
+
+
 # ---------------------------------------------------------------------------- epilogue and dropout
 
 def test_epilogue_gradcheck(lib):
@@ -342,8 +364,10 @@ def test_gat_gradcheck(lib, name, H, F, p):
     assert torch.autograd.gradcheck(f, (Hw, att_src, att_dst))
 
 
-def test_gat_backward_float32_parallel_matches_float64(lib):
-    """The 8-head vectorised path and the parallel reduction of d att, against float64."""
+@pytest.mark.parametrize("H,F", [(8, 8), (8, 3), (8, 11), (1, 7), (4, 5)])
+def test_gat_backward_float32_parallel_matches_float64(lib, H, F):
+    """The 8-head vectorised paths (compile-time F, any F), the others, and the
+    parallel reduction of d att, against float64."""
     rng = np.random.default_rng(6)
     n = 2500
     src, dst = _random_graph(n, 15000, rng)
@@ -351,9 +375,9 @@ def test_gat_backward_float32_parallel_matches_float64(lib):
     key = np.unique(np.concatenate([src, loops]) * n + np.concatenate([dst, loops]))
     g = Csr.build(key // n, key % n, n, None)
     g64 = Csr.build(key // n, key % n, n, None, dtype=torch.float64)
-    Hw = torch.randn(n, 8, 8)
-    a1, a2 = torch.randn(8, 8), torch.randn(8, 8)
-    G = torch.randn(n, 8, 8)
+    Hw = torch.randn(n, H, F)
+    a1, a2 = torch.randn(H, F), torch.randn(H, F)
+    G = torch.randn(n, H, F)
     res = []
     for dt, graph in ((torch.float64, g64), (torch.float32, g)):
         out, alpha, a_s, a_d = lib.gat_fwd(graph.rowptr, graph.col, Hw.to(dt), a1.to(dt), a2.to(dt), 0.2, 0.6, 1, 2)

@@ -15,8 +15,10 @@ namespace gnb {
 namespace cpu {
 namespace {
 
-// Run in parallel only when there is enough work to pay the fork/join.
-constexpr int64_t kParWork = 1 << 15;
+// Run in parallel only when there is enough work (~ multiply-adds) to pay the
+// fork/join, several tens of microseconds: small graphs run on one thread, which
+// also spares them barrier waits when other processes hold the other cores.
+constexpr int64_t kParWork = 1 << 18;
 
 // y += v * x over F elements; fixed widths unrolled by the compiler.
 template <typename T, int W>
@@ -90,6 +92,83 @@ inline void prefetch_row(const T* p, int64_t n) {
   for (int64_t b = 0; b < n * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(c + b);
 }
 
+// y[f0 .. f0+W) += sum over q < m of s * val[k] * B[col[k], f0 .. f0+W), k = kf(q),
+// accumulated in vector registers (explicit 64-byte vectors: left to itself GCC
+// vectorises across edges with gathers instead) and written once.
+// nnz > 0: prefetch the rows kPrefetchDist edges ahead (frow elements each).
+template <typename T, int W, typename KF>
+inline void block_accum(KF kf, int64_t m, const int32_t* __restrict col, const T* __restrict val, T s,
+                        const T* __restrict B, int64_t ldb, int64_t f0, T* __restrict y, int64_t nnz,
+                        int64_t frow) {
+  typedef T V __attribute__((vector_size(64)));
+  constexpr int L = 64 / sizeof(T);
+  constexpr int NV = W / L;
+  static_assert(NV * L == W, "block width must be a multiple of the vector width");
+  V acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = V{};
+  for (int64_t q = 0; q < m; ++q) {
+    const int64_t k = kf(q);
+    if (nnz && k + kPrefetchDist < nnz) prefetch_row(B + static_cast<int64_t>(col[k + kPrefetchDist]) * ldb, frow);
+    const T c = (val ? val[k] : T(1)) * s;
+    const T* __restrict b = B + static_cast<int64_t>(col[k]) * ldb + f0;
+    for (int v = 0; v < NV; ++v) {
+      V x;
+      std::memcpy(&x, b + v * L, sizeof x);
+      acc[v] += c * x;
+    }
+  }
+  for (int v = 0; v < NV; ++v) {
+    V x;
+    std::memcpy(&x, y + f0 + v * L, sizeof x);
+    x += acc[v];
+    std::memcpy(y + f0 + v * L, &x, sizeof x);
+  }
+}
+
+// narrow tail (W < 16 features): scalar accumulators in registers.  The empty asm
+// keeps GCC from vectorising the edge loop (with gathers) instead of the features.
+template <typename T, int W, typename KF>
+inline void tail_accum(KF kf, int64_t m, const int32_t* __restrict col, const T* __restrict val, T s,
+                       const T* __restrict B, int64_t ldb, int64_t f0, T* __restrict y, int64_t nnz,
+                       int64_t frow) {
+  T acc[W];
+  for (int f = 0; f < W; ++f) acc[f] = T(0);
+  for (int64_t q = 0; q < m; ++q) {
+    const int64_t k = kf(q);
+    if (nnz && k + kPrefetchDist < nnz) prefetch_row(B + static_cast<int64_t>(col[k + kPrefetchDist]) * ldb, frow);
+    const T c = (val ? val[k] : T(1)) * s;
+    const T* __restrict b = B + static_cast<int64_t>(col[k]) * ldb + f0;
+    for (int f = 0; f < W; ++f) acc[f] += c * b[f];
+    asm volatile("");
+  }
+  for (int f = 0; f < W; ++f) y[f0 + f] += acc[f];
+}
+
+// the same over all F features: blocks of 64 / 32 / 16, then the narrow tail
+template <typename T, typename KF>
+inline void rows_accum(KF kf, int64_t m, const int32_t* col, const T* val, T s, const T* B, int64_t ldb,
+                       int64_t F, T* y, int64_t nnz) {
+  int64_t f0 = 0;
+  for (; f0 + 64 <= F; f0 += 64) block_accum<T, 64>(kf, m, col, val, s, B, ldb, f0, y, f0 ? 0 : nnz, F);
+  if (f0 + 32 <= F) {
+    block_accum<T, 32>(kf, m, col, val, s, B, ldb, f0, y, f0 ? 0 : nnz, F);
+    f0 += 32;
+  }
+  if (f0 + 16 <= F) {
+    block_accum<T, 16>(kf, m, col, val, s, B, ldb, f0, y, f0 ? 0 : nnz, F);
+    f0 += 16;
+  }
+  const int64_t pf = f0 ? 0 : nnz;
+  switch (F - f0) {
+#define GNB_TAIL(W) \
+  case W: tail_accum<T, W>(kf, m, col, val, s, B, ldb, f0, y, pf, F); break;
+    GNB_TAIL(1) GNB_TAIL(2) GNB_TAIL(3) GNB_TAIL(4) GNB_TAIL(5) GNB_TAIL(6) GNB_TAIL(7) GNB_TAIL(8)
+    GNB_TAIL(9) GNB_TAIL(10) GNB_TAIL(11) GNB_TAIL(12) GNB_TAIL(13) GNB_TAIL(14) GNB_TAIL(15)
+#undef GNB_TAIL
+    default: break;
+  }
+}
+
 }  // namespace
 
 int max_threads() { return omp_get_max_threads(); }
@@ -114,16 +193,33 @@ void spmm(const SpmmArgs<T>& a) {
       const T* __restrict r = a.R + i * a.ldr;
       for (int64_t f = 0; f < F; ++f) y[f] += r[f];
     }
-    const int64_t end = rp[i + 1];
-    for (int64_t k = rp[i]; k < end; ++k) {
-      if (k + kPrefetchDist < nnz) prefetch_row(a.X + static_cast<int64_t>(col[k + kPrefetchDist]) * a.ldx, F);
-      axpy(y, val ? val[k] : T(1), a.X + static_cast<int64_t>(col[k]) * a.ldx, F);
-    }
+    const int64_t beg = rp[i];
+    rows_accum([beg](int64_t q) { return beg + q; }, rp[i + 1] - beg, col, val, T(1), a.X, a.ldx, F, y, nnz);
     epilogue_row(y, F, a.act, a.drop, static_cast<uint64_t>(i) * F);
   }
 }
 
 // ---------------------------------------------------------------------------
+template <typename T>
+void sddmm(const int64_t* rowptr, const int32_t* col, const T* U, int64_t ldu, const T* V, int64_t ldv, T* out,
+           int64_t N, int64_t F) {
+  const int64_t* __restrict rp = rowptr;
+  const int64_t nnz = rp[N];
+#pragma omp parallel for schedule(dynamic, 64) if ((nnz + N) * F > kParWork)
+  for (int64_t i = 0; i < N; ++i) {
+    const T* __restrict v = V + i * ldv;
+    const int64_t end = rp[i + 1];
+    for (int64_t k = rp[i]; k < end; ++k) {
+      if (k + kPrefetchDist < nnz) prefetch_row(U + static_cast<int64_t>(col[k + kPrefetchDist]) * ldu, F);
+      const T* __restrict u = U + static_cast<int64_t>(col[k]) * ldu;
+      T acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t f = 0; f < F; ++f) acc += u[f] * v[f];
+      out[k] = acc;
+    }
+  }
+}
+
 template <typename T>
 void epilogue(const T* X, int64_t ldx, const T* bias, T* Y, int64_t N, int64_t F, int act, Drop d) {
 #pragma omp parallel for schedule(static) if (N * F > kParWork)
@@ -190,7 +286,7 @@ inline void sparse_row_axpy(const Drop& d, int64_t beg, int64_t end, const int32
                             const T* __restrict val, T s, const T* __restrict B, int64_t ldb, T* __restrict y,
                             int64_t Fo) {
   if (!d.active) {
-    for (int64_t k = beg; k < end; ++k) axpy(y, val[k], B + static_cast<int64_t>(col[k]) * ldb, Fo);
+    rows_accum([beg](int64_t q) { return beg + q; }, end - beg, col, val, T(1), B, ldb, Fo, y, 0);
     return;
   }
   if (d.all) return;
@@ -198,10 +294,7 @@ inline void sparse_row_axpy(const Drop& d, int64_t beg, int64_t end, const int32
   for (int64_t c0 = beg; c0 < end; c0 += kChunk) {
     const int64_t n = end - c0 < kChunk ? end - c0 : kChunk;
     const int64_t m = kept_chunk(d, c0, n, kb);
-    for (int64_t q = 0; q < m; ++q) {
-      const int64_t k = c0 + kb[q];
-      axpy(y, val[k] * s, B + static_cast<int64_t>(col[k]) * ldb, Fo);
-    }
+    rows_accum([c0, &kb](int64_t q) { return c0 + kb[q]; }, m, col, val, s, B, ldb, Fo, y, 0);
   }
 }
 
@@ -573,6 +666,17 @@ inline L8<double>::V vexp8(L8<double>::V x) {
   return x;
 }
 
+// coefficient vector for chunk c of an 8-head row with F features per head:
+// lane l of chunk c is feature q = 8c+l, of head q / F; takes that head's value of v
+template <typename T, int FC>
+inline typename L8<T>::V head_coef(const typename L8<T>::V& v, int c) {
+  typename L8<T>::V r;
+  for (int l = 0; l < 8; ++l) r[l] = v[(8 * c + l) / FC];
+  return r;
+}
+
+// H = 8.  FC > 0 (compile-time F): an output row of 8*FC values is FC vectors of
+// 8 lanes kept in registers across the row's edges; FC = 0: any F, through memory.
 template <typename T, int FC>
 void gat_fwd_h8(const int64_t* rowptr, const int32_t* col, const T* Hw, const T* att_src, const T* att_dst, T* out,
                 T* alpha, T* a_s, T* a_d, int64_t N, int64_t F_, T slope, Drop d) {
@@ -592,13 +696,13 @@ void gat_fwd_h8(const int64_t* rowptr, const int32_t* col, const T* Hw, const T*
       const T* __restrict hw = Hw + j * HF;
       T s[H], t[H];
       for (int64_t h = 0; h < H; ++h) {
-        T a = 0, b = 0;
+        T x = 0, y = 0;
         for (int64_t f = 0; f < F; ++f) {
-          a += hw[h * F + f] * att_src[h * F + f];
-          b += hw[h * F + f] * att_dst[h * F + f];
+          x += hw[h * F + f] * att_src[h * F + f];
+          y += hw[h * F + f] * att_dst[h * F + f];
         }
-        s[h] = a;
-        t[h] = b;
+        s[h] = x;
+        t[h] = y;
       }
       std::memcpy(a_s + j * H, s, sizeof s);
       std::memcpy(a_d + j * H, t, sizeof t);
@@ -606,9 +710,11 @@ void gat_fwd_h8(const int64_t* rowptr, const int32_t* col, const T* Hw, const T*
 #pragma omp for schedule(dynamic, 64)
     for (int64_t i = 0; i < N; ++i) {
       T* __restrict y = out + i * HF;
-      for (int64_t q = 0; q < HF; ++q) y[q] = T(0);
       const int64_t beg = rp[i], end = rp[i + 1];
-      if (beg == end) continue;
+      if (beg == end) {
+        for (int64_t q = 0; q < HF; ++q) y[q] = T(0);
+        continue;
+      }
       const V adi = vload<V>(a_d + i * H);
       V m = ninf;
       for (int64_t k = beg; k < end; ++k) {
@@ -624,17 +730,29 @@ void gat_fwd_h8(const int64_t* rowptr, const int32_t* col, const T* Hw, const T*
         sum += e;
       }
       const V inv = (zero + T(1)) / sum;
+      V D[FC ? FC : 1];
+      if constexpr (FC > 0) {
+        for (int c = 0; c < FC; ++c) D[c] = zero;
+      } else {
+        for (int64_t q = 0; q < HF; ++q) y[q] = T(0);
+      }
       for (int64_t k = beg; k < end; ++k) {
         if (k + kPrefetchDist < E) prefetch_row(Hw + static_cast<int64_t>(col[k + kPrefetchDist]) * HF, HF);
         V a = vload<V>(alpha + k * H) * inv;
         vstore(alpha + k * H, a);
         if (d.active) a = keep8<T>(d, static_cast<uint64_t>(k * H)) ? a * sc : zero;
         const T* __restrict hw = Hw + static_cast<int64_t>(col[k]) * HF;
-        for (int64_t h = 0; h < H; ++h) {
-          const T ah = a[h];
-          for (int64_t f = 0; f < F; ++f) y[h * F + f] += ah * hw[h * F + f];
+        if constexpr (FC > 0) {
+          for (int c = 0; c < FC; ++c) D[c] += head_coef<T, FC>(a, c) * vload<V>(hw + 8 * c);
+        } else {
+          for (int64_t h = 0; h < H; ++h) {
+            const T ah = a[h];
+            for (int64_t f = 0; f < F; ++f) y[h * F + f] += ah * hw[h * F + f];
+          }
         }
       }
+      if constexpr (FC > 0)
+        for (int c = 0; c < FC; ++c) vstore(y + 8 * c, D[c]);
     }
   }
 }
@@ -668,14 +786,31 @@ void gat_bwd_h8(const int64_t* rowptr, const int32_t* col, const int64_t* trowpt
       const T* __restrict g = G + i * HF;
       const V adi = vload<V>(a_d + i * H);
       V S = zero, Acc = zero;
+      V Gv[FC ? FC : 1];
+      if constexpr (FC > 0)
+        for (int c = 0; c < FC; ++c) Gv[c] = vload<V>(g + 8 * c);
       for (int64_t k = beg; k < end; ++k) {
         if (k + kPrefetchDist < E) prefetch_row(Hw + static_cast<int64_t>(col[k + kPrefetchDist]) * HF, HF);
         const T* __restrict hw = Hw + static_cast<int64_t>(col[k]) * HF;
         T dot[H];
-        for (int64_t h = 0; h < H; ++h) {
-          T a = 0;
-          for (int64_t f = 0; f < F; ++f) a += g[h * F + f] * hw[h * F + f];
-          dot[h] = a;
+        if constexpr (FC == 8) {
+          for (int64_t h = 0; h < H; ++h) {
+            T a = 0;
+            for (int64_t f = 0; f < 8; ++f) a += g[h * 8 + f] * hw[h * 8 + f];
+            dot[h] = a;
+          }
+        } else if constexpr (FC > 0) {
+          for (int h = 0; h < 8; ++h) dot[h] = T(0);
+          for (int c = 0; c < FC; ++c) {
+            const V p = Gv[c] * vload<V>(hw + 8 * c);
+            for (int l = 0; l < 8; ++l) dot[(8 * c + l) / FC] += p[l];
+          }
+        } else {
+          for (int64_t h = 0; h < H; ++h) {
+            T a = 0;
+            for (int64_t f = 0; f < F; ++f) a += g[h * F + f] * hw[h * F + f];
+            dot[h] = a;
+          }
         }
         V dv = vload<V>(dot);
         const V al = vload<V>(alpha + k * H);
@@ -701,30 +836,64 @@ void gat_bwd_h8(const int64_t* rowptr, const int32_t* col, const int64_t* trowpt
     // (implicit barrier: ds and da_d are complete)
     T* __restrict ls = acc_s.data() + static_cast<size_t>(tid) * HF;
     T* __restrict ld = acc_d.data() + static_cast<size_t>(tid) * HF;
+    if constexpr (FC > 0) {
+      // the dHw row and this thread's d att partial sums stay in registers
+      V LS[FC], LD[FC];
+      for (int c = 0; c < FC; ++c) LS[c] = LD[c] = zero;
 #pragma omp for schedule(static)
-    for (int64_t j = 0; j < N; ++j) {
-      T* __restrict dh = dHw + j * HF;
-      const T* __restrict hw = Hw + j * HF;
-      for (int64_t q = 0; q < HF; ++q) dh[q] = T(0);
-      V S = zero;
-      const int64_t end = trp[j + 1];
-      for (int64_t t = trp[j]; t < end; ++t) {
-        if (t + kPrefetchDist < E) prefetch_row(G + static_cast<int64_t>(tcol[t + kPrefetchDist]) * HF, HF);
-        const T* __restrict g = G + static_cast<int64_t>(tcol[t]) * HF;
-        S += vload<V>(ds_t + t * H);
-        const V a = vload<V>(ad_t + t * H);
-        for (int64_t h = 0; h < H; ++h) {
-          const T ah = a[h];
-          for (int64_t f = 0; f < F; ++f) dh[h * F + f] += ah * g[h * F + f];
+      for (int64_t j = 0; j < N; ++j) {
+        V D[FC];
+        for (int c = 0; c < FC; ++c) D[c] = zero;
+        V S = zero;
+        const int64_t end = trp[j + 1];
+        for (int64_t t = trp[j]; t < end; ++t) {
+          if (t + kPrefetchDist < E) prefetch_row(G + static_cast<int64_t>(tcol[t + kPrefetchDist]) * HF, HF);
+          const T* __restrict g = G + static_cast<int64_t>(tcol[t]) * HF;
+          S += vload<V>(ds_t + t * H);
+          const V a = vload<V>(ad_t + t * H);
+          for (int c = 0; c < FC; ++c) D[c] += head_coef<T, FC>(a, c) * vload<V>(g + 8 * c);
+        }
+        const V Dd = vload<V>(da_d + j * H);
+        const T* __restrict hw = Hw + j * HF;
+        for (int c = 0; c < FC; ++c) {
+          const V sc_c = head_coef<T, FC>(S, c), dd_c = head_coef<T, FC>(Dd, c);
+          const V hv = vload<V>(hw + 8 * c);
+          D[c] += sc_c * vload<V>(att_src + 8 * c) + dd_c * vload<V>(att_dst + 8 * c);
+          vstore(dHw + j * HF + 8 * c, D[c]);
+          LS[c] += sc_c * hv;
+          LD[c] += dd_c * hv;
         }
       }
-      const V Dd = vload<V>(da_d + j * H);
-      for (int64_t h = 0; h < H; ++h) {
-        const T s = S[h], t = Dd[h];
-        for (int64_t f = 0; f < F; ++f) {
-          dh[h * F + f] += s * att_src[h * F + f] + t * att_dst[h * F + f];
-          ls[h * F + f] += s * hw[h * F + f];
-          ld[h * F + f] += t * hw[h * F + f];
+      for (int c = 0; c < FC; ++c) {
+        vstore(ls + 8 * c, LS[c]);
+        vstore(ld + 8 * c, LD[c]);
+      }
+    } else {
+#pragma omp for schedule(static)
+      for (int64_t j = 0; j < N; ++j) {
+        T* __restrict dh = dHw + j * HF;
+        const T* __restrict hw = Hw + j * HF;
+        for (int64_t q = 0; q < HF; ++q) dh[q] = T(0);
+        V S = zero;
+        const int64_t end = trp[j + 1];
+        for (int64_t t = trp[j]; t < end; ++t) {
+          if (t + kPrefetchDist < E) prefetch_row(G + static_cast<int64_t>(tcol[t + kPrefetchDist]) * HF, HF);
+          const T* __restrict g = G + static_cast<int64_t>(tcol[t]) * HF;
+          S += vload<V>(ds_t + t * H);
+          const V a = vload<V>(ad_t + t * H);
+          for (int64_t h = 0; h < H; ++h) {
+            const T ah = a[h];
+            for (int64_t f = 0; f < F; ++f) dh[h * F + f] += ah * g[h * F + f];
+          }
+        }
+        const V Dd = vload<V>(da_d + j * H);
+        for (int64_t h = 0; h < H; ++h) {
+          const T sh = S[h], th = Dd[h];
+          for (int64_t f = 0; f < F; ++f) {
+            dh[h * F + f] += sh * att_src[h * F + f] + th * att_dst[h * F + f];
+            ls[h * F + f] += sh * hw[h * F + f];
+            ld[h * F + f] += th * hw[h * F + f];
+          }
         }
       }
     }
@@ -740,9 +909,16 @@ void gat_bwd_h8(const int64_t* rowptr, const int32_t* col, const int64_t* trowpt
 template <typename T>
 void gat_fwd(const int64_t* rowptr, const int32_t* col, const T* Hw, const T* att_src, const T* att_dst, T* out,
              T* alpha, T* a_s, T* a_d, int64_t N, int64_t H, int64_t F, T slope, Drop d) {
-  if (H == 8 && F == 8) gat_fwd_h8<T, 8>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, F, slope, d);
-  else if (H == 8) gat_fwd_h8<T, 0>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, F, slope, d);
-  else if (H == 1) gat_fwd_impl<T, 1, 0>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, H, F, slope, d);
+  if (H == 8) {
+    switch (F) {
+#define GNB_FWD8(FC) \
+  case FC: gat_fwd_h8<T, FC>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, F, slope, d); return;
+      GNB_FWD8(1) GNB_FWD8(2) GNB_FWD8(3) GNB_FWD8(4) GNB_FWD8(5) GNB_FWD8(6) GNB_FWD8(7) GNB_FWD8(8)
+#undef GNB_FWD8
+      default: gat_fwd_h8<T, 0>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, F, slope, d); return;
+    }
+  }
+  if (H == 1) gat_fwd_impl<T, 1, 0>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, H, F, slope, d);
   else gat_fwd_impl<T, 0, 0>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, H, F, slope, d);
 }
 
@@ -754,13 +930,22 @@ void gat_bwd(const int64_t* rowptr, const int32_t* col, const int64_t* trowptr, 
 #define GNB_GAT_BWD(HC, FC)                                                                                      \
   gat_bwd_impl<T, HC, FC>(rowptr, col, trowptr, tcol, tpos, Hw, att_src, att_dst, a_s, a_d, alpha, G, scratch_e, da_d, \
                           dHw, datt_src, datt_dst, N, H, F, slope, d)
-  if (H == 8 && F == 8)
-    gat_bwd_h8<T, 8>(rowptr, col, trowptr, tcol, tpos, Hw, att_src, att_dst, a_s, a_d, alpha, G, scratch_e, da_d, dHw,
-                     datt_src, datt_dst, N, F, slope, d);
-  else if (H == 8)
-    gat_bwd_h8<T, 0>(rowptr, col, trowptr, tcol, tpos, Hw, att_src, att_dst, a_s, a_d, alpha, G, scratch_e, da_d, dHw,
-                     datt_src, datt_dst, N, F, slope, d);
-  else if (H == 1) GNB_GAT_BWD(1, 0);
+  if (H == 8) {
+    switch (F) {
+#define GNB_BWD8(FC)                                                                                           \
+  case FC:                                                                                                     \
+    gat_bwd_h8<T, FC>(rowptr, col, trowptr, tcol, tpos, Hw, att_src, att_dst, a_s, a_d, alpha, G, scratch_e,   \
+                      da_d, dHw, datt_src, datt_dst, N, F, slope, d);                                          \
+    return;
+      GNB_BWD8(1) GNB_BWD8(2) GNB_BWD8(3) GNB_BWD8(4) GNB_BWD8(5) GNB_BWD8(6) GNB_BWD8(7) GNB_BWD8(8)
+#undef GNB_BWD8
+      default:
+        gat_bwd_h8<T, 0>(rowptr, col, trowptr, tcol, tpos, Hw, att_src, att_dst, a_s, a_d, alpha, G, scratch_e,
+                         da_d, dHw, datt_src, datt_dst, N, F, slope, d);
+        return;
+    }
+  }
+  if (H == 1) GNB_GAT_BWD(1, 0);
   else GNB_GAT_BWD(0, 0);
 #undef GNB_GAT_BWD
 }
@@ -768,6 +953,8 @@ void gat_bwd(const int64_t* rowptr, const int32_t* col, const int64_t* trowptr, 
 #define GNB_INSTANTIATE(T)                                                                                      \
   template void spmm<T>(const SpmmArgs<T>&);                                                                   \
   template void epilogue<T>(const T*, int64_t, const T*, T*, int64_t, int64_t, int, Drop);                     \
+  template void sddmm<T>(const int64_t*, const int32_t*, const T*, int64_t, const T*, int64_t, T*, int64_t,     \
+                         int64_t);                                                                              \
   template void epilogue_bwd<T>(const T*, const T*, T*, int64_t, int64_t, int, Drop);                          \
   template void csr_mm<T>(const int64_t*, const int32_t*, const T*, const T*, int64_t, T*, int64_t, int64_t,  \
                           Drop);                                                                                \

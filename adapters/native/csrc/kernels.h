@@ -72,6 +72,10 @@ void gat_bwd(const int64_t* rowptr, const int32_t* col, const int64_t* trowptr, 
              const int32_t* tpos, const T* Hw, const T* att_src, const T* att_dst, const T* a_s, const T* a_d,
              const T* alpha, const T* G, T* scratch_e, T* da_d, T* dHw, T* datt_src, T* datt_dst, int64_t N,
              int64_t H, int64_t F, T slope, Drop d);
+// out[k] = <U[col[k]], V[i]> for every edge k of row i (the general SDDMM, as DGL's u_dot_v)
+template <typename T>
+void sddmm(const int64_t* rowptr, const int32_t* col, const T* U, int64_t ldu, const T* V, int64_t ldv, T* out,
+           int64_t N, int64_t F);
 int max_threads();
 
 }  // namespace cpu

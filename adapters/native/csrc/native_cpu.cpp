@@ -73,6 +73,21 @@ Tensor spmm(Tensor rowptr, Tensor col, OptT val, Tensor X, OptT R, OptT bias, in
   return Y;
 }
 
+Tensor sddmm(Tensor rowptr, Tensor col, Tensor U, Tensor V) {
+  check_index(rowptr, col);
+  check_rows(U, "U");
+  check_rows(V, "V");
+  const int64_t N = rowptr.size(0) - 1, F = U.size(1);
+  TORCH_CHECK(V.size(0) == N && V.size(1) == F && U.scalar_type() == V.scalar_type(), "native sddmm: bad V");
+  Tensor out = at::empty({col.numel()}, U.options());
+  dispatch(U, [&](auto z) {
+    using T = decltype(z);
+    gnb::cpu::sddmm<T>(rowptr.data_ptr<int64_t>(), col.data_ptr<int32_t>(), U.data_ptr<T>(), ld(U), V.data_ptr<T>(),
+                       ld(V), out.data_ptr<T>(), N, F);
+  });
+  return out;
+}
+
 Tensor epilogue(Tensor X, OptT bias, int64_t act, double p, int64_t seed, int64_t ctr) {
   check_rows(X, "X");
   const int64_t N = X.size(0), F = X.size(1);
@@ -211,6 +226,7 @@ Tensor rand_u32(int64_t n, int64_t seed, int64_t ctr) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "gnnbench native CPU kernels";
   m.def("spmm", &spmm, "Y = drop(act(A X + R + bias)) over a CSR graph");
+  m.def("sddmm", &sddmm, "out[k] = <U[col[k]], V[row k]> per edge (general SDDMM)");
   m.def("epilogue", &epilogue, "Y = drop(act(X + bias))");
   m.def("epilogue_bwd", &epilogue_bwd, "gradient wrt the pre-activation of epilogue/spmm");
   m.def("csr_mm", &csr_mm, "Y = drop_nnz(X_csr) @ W");

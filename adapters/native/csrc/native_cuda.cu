@@ -84,6 +84,23 @@ __global__ void spmm_kernel(SpmmArgs<T> a, int tpr) {
   }
 }
 
+// one warp per row; lanes over features, a warp reduction per edge
+template <typename T>
+__global__ void sddmm_kernel(const int64_t* rp, const int32_t* col, const T* U, int64_t ldu, const T* V, int64_t ldv,
+                             T* out, int64_t N, int64_t F) {
+  const int lane = threadIdx.x & 31;
+  const int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  if (i >= N) return;
+  const int64_t beg = rp[i], end = rp[i + 1];
+  for (int64_t k = beg; k < end; ++k) {
+    const T* u = U + static_cast<int64_t>(col[k]) * ldu;
+    T acc = 0;
+    for (int64_t f = lane; f < F; f += 32) acc += u[f] * V[i * ldv + f];
+    acc = warp_sum(acc);
+    if (lane == 0) out[k] = acc;
+  }
+}
+
 template <typename T>
 __global__ void epilogue_kernel(const T* X, int64_t ldx, const T* bias, T* Y, int64_t N, int64_t F, int act,
                                 Drop d) {
@@ -297,6 +314,13 @@ void spmm(const SpmmArgs<T>& a, cudaStream_t stream) {
 }
 
 template <typename T>
+void sddmm(const int64_t* rowptr, const int32_t* col, const T* U, int64_t ldu, const T* V, int64_t ldv, T* out,
+           int64_t N, int64_t F, cudaStream_t stream) {
+  if (N == 0) return;
+  sddmm_kernel<T><<<grid_for(N * 32), kBlock, 0, stream>>>(rowptr, col, U, ldu, V, ldv, out, N, F);
+}
+
+template <typename T>
 void epilogue(const T* X, int64_t ldx, const T* bias, T* Y, int64_t N, int64_t F, int act, Drop d,
               cudaStream_t stream) {
   if (N * F == 0) return;
@@ -368,6 +392,8 @@ const char* last_error() {
 #define GNB_CUDA_INSTANTIATE(T)                                                                                  \
   template void spmm<T>(const SpmmArgs<T>&, cudaStream_t);                                                      \
   template void epilogue<T>(const T*, int64_t, const T*, T*, int64_t, int64_t, int, Drop, cudaStream_t);         \
+  template void sddmm<T>(const int64_t*, const int32_t*, const T*, int64_t, const T*, int64_t, T*, int64_t,      \
+                         int64_t, cudaStream_t);                                                                \
   template void epilogue_bwd<T>(const T*, const T*, T*, int64_t, int64_t, int, Drop, cudaStream_t);              \
   template void csr_mm<T>(const int64_t*, const int32_t*, const T*, const T*, int64_t, T*, int64_t, int64_t,    \
                           Drop, cudaStream_t);                                                                  \

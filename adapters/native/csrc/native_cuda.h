@@ -35,6 +35,10 @@ void gat_bwd(const int64_t* rowptr, const int32_t* col, const int64_t* trowptr, 
              const T* alpha, const T* G, T* scratch_e, T* da_d, T* dHw, T* datt_src, T* datt_dst, int64_t N,
              int64_t E, int64_t H, int64_t F, T slope, Drop d, cudaStream_t stream);
 
+template <typename T>
+void sddmm(const int64_t* rowptr, const int32_t* col, const T* U, int64_t ldu, const T* V, int64_t ldv, T* out,
+           int64_t N, int64_t F, cudaStream_t stream);
+
 // the last launch error as text (nullptr when none)
 const char* last_error();
 

@@ -90,6 +90,23 @@ Tensor spmm(Tensor rowptr, Tensor col, OptT val, Tensor X, OptT R, OptT bias, in
   return Y;
 }
 
+Tensor sddmm(Tensor rowptr, Tensor col, Tensor U, Tensor V) {
+  check_index(rowptr, col);
+  check_rows(U, "U");
+  check_rows(V, "V");
+  c10::cuda::CUDAGuard guard(U.device());
+  const int64_t N = rowptr.size(0) - 1, F = U.size(1);
+  TORCH_CHECK(V.size(0) == N && V.size(1) == F && U.scalar_type() == V.scalar_type(), "native sddmm: bad V");
+  Tensor out = at::empty({col.numel()}, U.options());
+  dispatch(U, [&](auto z) {
+    using T = decltype(z);
+    gnb::cuda::sddmm<T>(rowptr.data_ptr<int64_t>(), col.data_ptr<int32_t>(), U.data_ptr<T>(), ld(U), V.data_ptr<T>(),
+                        ld(V), out.data_ptr<T>(), N, F, stream());
+  });
+  check_launch();
+  return out;
+}
+
 Tensor epilogue(Tensor X, OptT bias, int64_t act, double p, int64_t seed, int64_t ctr) {
   check_rows(X, "X");
   c10::cuda::CUDAGuard guard(X.device());
@@ -227,6 +244,7 @@ std::vector<Tensor> gat_bwd(Tensor rowptr, Tensor col, Tensor trowptr, Tensor tc
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "gnnbench native CUDA kernels";
   m.def("spmm", &spmm, "Y = drop(act(A X + R + bias)) over a CSR graph");
+  m.def("sddmm", &sddmm, "out[k] = <U[col[k]], V[row k]> per edge (general SDDMM)");
   m.def("epilogue", &epilogue, "Y = drop(act(X + bias))");
   m.def("epilogue_bwd", &epilogue_bwd, "gradient wrt the pre-activation of epilogue/spmm");
   m.def("csr_mm", &csr_mm, "Y = drop_nnz(X_csr) @ W");
