@@ -46,3 +46,10 @@ NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 native-cuda-check:
 	$(NVCC) -c -arch=sm_90 -O3 -Iadapters/native/csrc adapters/native/csrc/native_cuda.cu -o $(or $(TMPDIR),/tmp)/gnnbench_native_cuda_check.o
 	@echo "native CUDA kernels compile for sm_90"
+
+# Every GPU check in one run, for a session lent a GPU (see scripts/gpu_check.py).
+# On the device machine (no venv there): make gpu-check BIN=$(dirname $(which python3))
+.PHONY: gpu-check
+gpu-check:
+	$(BIN)/python -c "import gnnbench.adapters" 2>/dev/null || $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	GNNBENCH_DATA=$(DATA) $(BIN)/python scripts/gpu_check.py
