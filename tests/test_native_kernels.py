@@ -275,8 +275,9 @@ def test_sparse_input_mm_matches_dense(lib, p):
     Y = lib.csr_mm(xs.rowptr, xs.col, xs.val, W, p, 5, 8)
     torch.testing.assert_close(Y, Xd @ W)
     G = torch.randn(x.shape[0], 7, dtype=torch.float64)
-    dW = lib.csr_mm_tgrad(xs.rowptr, xs.col, xs.val, xs.cptr, xs.crow, xs.cperm, xs.cval, G, p, 5, 8)
-    torch.testing.assert_close(dW, Xd.t() @ G)
+    for mode in (0, 1, 2):      # auto, through X's CSR, through X's CSC
+        dW = lib.csr_mm_tgrad(xs.rowptr, xs.col, xs.val, xs.cptr, xs.crow, xs.cperm, xs.cval, G, p, 5, 8, mode)
+        torch.testing.assert_close(dW, Xd.t() @ G)
     W.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda W: ops.sparse_input_mm(W, xs, lib, p, 5, 8), (W,))
 
@@ -290,8 +291,9 @@ def test_sparse_input_mm_float32_parallel(lib):
     for t in (1, 2):
         torch.set_num_threads(t)
         torch.testing.assert_close(lib.csr_mm(xs.rowptr, xs.col, xs.val, W, 0.5, 1, 1), Xd @ W, rtol=1e-4, atol=1e-4)
-        dW = lib.csr_mm_tgrad(xs.rowptr, xs.col, xs.val, xs.cptr, xs.crow, xs.cperm, xs.cval, G, 0.5, 1, 1)
-        torch.testing.assert_close(dW, Xd.t() @ G, rtol=1e-4, atol=1e-4)
+        for mode in (1, 2):
+            dW = lib.csr_mm_tgrad(xs.rowptr, xs.col, xs.val, xs.cptr, xs.crow, xs.cperm, xs.cval, G, 0.5, 1, 1, mode)
+            torch.testing.assert_close(dW, Xd.t() @ G, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------- GAT

@@ -153,7 +153,9 @@ def load(kind: str = "cpu", csrc: Path | None = None, build_root: Path | None = 
     if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
         lock.unlink(missing_ok=True)   # left by a build that was killed
     name = f"gnnbench_native_{kind}_{tag.split('-')[1][:8]}"
-    so_exists = any(bdir.glob(f"{name}*.so"))
+    def so_stamp():
+        return sorted((p.name, p.stat().st_mtime_ns) for p in bdir.glob(f"{name}*.so"))
+    before = so_stamp()
     import torch.utils.cpp_extension as ce
     t0 = time.perf_counter()
     try:
@@ -170,6 +172,6 @@ def load(kind: str = "cpu", csrc: Path | None = None, build_root: Path | None = 
         if isinstance(exc, (RuntimeError, subprocess.CalledProcessError, OSError)) and "Error building" in str(exc):
             failed.write_text(reason + "\n")
         raise NativeBuildError(f"native {kind} kernels failed to build: {reason}") from exc
-    result = (mod, time.perf_counter() - t0, not so_exists)
+    result = (mod, time.perf_counter() - t0, so_stamp() != before)   # compiled now, or only loaded
     _LOADED[key] = result
     return result

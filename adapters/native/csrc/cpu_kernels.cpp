@@ -333,8 +333,8 @@ void csr_mm(const int64_t* rowptr, const int32_t* col, const T* val, const T* W,
   }
 }
 
-// Through X's CSC: one output row per feature, no reduction (used when the
-// per-thread accumulators of csr_mm_tgrad_rows would be too large).
+// Through X's CSC: one output row per feature, accumulated in registers over
+// the kept non-zeros of the column (gathering rows of G), no reduction needed.
 template <typename T>
 void csr_mm_tgrad(const int64_t* cptr, const int32_t* crow, const int32_t* cperm, const T* cval, const T* G,
                   int64_t ldg, T* O, int64_t Fin, int64_t Fo, Drop d) {
@@ -346,11 +346,22 @@ void csr_mm_tgrad(const int64_t* cptr, const int32_t* crow, const int32_t* cperm
     T* __restrict o = O + c * Fo;
     for (int64_t f = 0; f < Fo; ++f) o[f] = T(0);
     if (d.all) continue;
-    const int64_t end = cp[c + 1];
-    for (int64_t t = cp[c]; t < end; ++t) {
-      if (t + kPrefetchDist < nnz) prefetch_row(G + static_cast<int64_t>(crow[t + kPrefetchDist]) * ldg, Fo);
-      if (d.active && rand32(d.key, static_cast<uint64_t>(cperm[t])) < d.thresh) continue;
-      axpy(o, cval[t] * s, G + static_cast<int64_t>(crow[t]) * ldg, Fo);
+    const int64_t beg = cp[c], end = cp[c + 1];
+    if (!d.active) {
+      rows_accum([beg](int64_t q) { return beg + q; }, end - beg, crow, cval, T(1), G, ldg, Fo, o, nnz);
+      continue;
+    }
+    int32_t kb[kChunk];
+    uint32_t u[kChunk];
+    for (int64_t c0 = beg; c0 < end; c0 += kChunk) {
+      const int64_t n = end - c0 < kChunk ? end - c0 : kChunk;
+      for (int64_t q = 0; q < n; ++q) u[q] = rand32(d.key, static_cast<uint64_t>(cperm[c0 + q]));
+      int64_t m = 0;
+      for (int64_t q = 0; q < n; ++q) {
+        kb[m] = static_cast<int32_t>(q);
+        m += u[q] >= d.thresh;
+      }
+      rows_accum([c0, &kb](int64_t q) { return c0 + kb[q]; }, m, crow, cval, s, G, ldg, Fo, o, nnz);
     }
   }
 }

@@ -130,10 +130,12 @@ Tensor csr_mm(Tensor rowptr, Tensor col, Tensor val, Tensor W, double p, int64_t
   return Y;
 }
 
-// dW = drop_nnz(X)^T @ G.  Reads X's CSR with per-thread accumulators when those
-// stay small (<= 64 MiB together), else X's CSC (cptr, crow, cperm, cval).
+// dW = drop_nnz(X)^T @ G.  mode 0 picks: X's CSC (gathers rows of G, no reduction)
+// while G is small enough to stay in cache (<= 1 MiB) or the per-thread
+// accumulators would be large (> 64 MiB together); else X's CSR, reading G in
+// order into per-thread [Fin, Fo] accumulators.  1 / 2 force CSR / CSC (tests).
 Tensor csr_mm_tgrad(Tensor rowptr, Tensor col, Tensor val, Tensor cptr, Tensor crow, Tensor cperm, Tensor cval,
-                    Tensor G, double p, int64_t seed, int64_t ctr) {
+                    Tensor G, double p, int64_t seed, int64_t ctr, int64_t mode) {
   check_index(rowptr, col);
   check_index(cptr, crow);
   check_rows(G, "G");
@@ -148,7 +150,9 @@ Tensor csr_mm_tgrad(Tensor rowptr, Tensor col, Tensor val, Tensor cptr, Tensor c
   const double acc_bytes = static_cast<double>(gnb::cpu::max_threads() - 1) * Fin * Fo * G.element_size();
   dispatch(G, [&](auto z) {
     using T = decltype(z);
-    if (acc_bytes <= 64.0 * (1 << 20))
+    const double g_bytes = static_cast<double>(N) * Fo * G.element_size();
+    const bool rows = mode == 1 || (mode == 0 && g_bytes > (1 << 20) && acc_bytes <= 64.0 * (1 << 20));
+    if (rows)
       gnb::cpu::csr_mm_tgrad_rows<T>(rowptr.data_ptr<int64_t>(), col.data_ptr<int32_t>(), val.data_ptr<T>(),
                                      G.data_ptr<T>(), ld(G), O.data_ptr<T>(), N, Fin, Fo, d);
     else
@@ -230,7 +234,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("epilogue", &epilogue, "Y = drop(act(X + bias))");
   m.def("epilogue_bwd", &epilogue_bwd, "gradient wrt the pre-activation of epilogue/spmm");
   m.def("csr_mm", &csr_mm, "Y = drop_nnz(X_csr) @ W");
-  m.def("csr_mm_tgrad", &csr_mm_tgrad, "dW = drop_nnz(X)^T @ G (X in CSR and CSC)");
+  m.def("csr_mm_tgrad", &csr_mm_tgrad, "dW = drop_nnz(X)^T @ G (X in CSR and CSC; mode 0 auto, 1 CSR, 2 CSC)",
+        pybind11::arg("rowptr"), pybind11::arg("col"), pybind11::arg("val"), pybind11::arg("cptr"),
+        pybind11::arg("crow"), pybind11::arg("cperm"), pybind11::arg("cval"), pybind11::arg("G"), pybind11::arg("p"),
+        pybind11::arg("seed"), pybind11::arg("ctr"), pybind11::arg("mode") = 0);
   m.def("gat_fwd", &gat_fwd, "fused GAT attention forward");
   m.def("gat_bwd", &gat_bwd, "fused GAT attention backward");
   m.def("rand_u32", &rand_u32, "counter-based generator output (tests)");
