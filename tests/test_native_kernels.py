@@ -296,6 +296,41 @@ def test_sparse_input_mm_float32_parallel(lib):
             torch.testing.assert_close(dW, Xd.t() @ G, rtol=1e-4, atol=1e-4)
 
 
+# ---------------------------------------------------------------------------- skinny dense products
+
+@pytest.mark.parametrize("n,k,m", [(1, 16, 3), (7, 16, 7), (33, 64, 6), (10, 8, 8), (9, 32, 1), (50, 24, 5)])
+def test_skinny_mm_and_tgrad_match_torch(lib, n, k, m):
+    X = torch.randn(n, k, dtype=torch.float64)
+    W = torch.randn(k, m, dtype=torch.float64)
+    G = torch.randn(n, m, dtype=torch.float64)
+    Y = lib.skinny_mm(X, W)
+    assert Y is not None
+    torch.testing.assert_close(Y, X @ W)
+    dW = lib.skinny_tgrad(X, G)
+    if k in (8, 16, 32):                              # doubles: 1, 2 or 4 vectors of 8
+        torch.testing.assert_close(dW, X.t() @ G)
+    else:
+        assert dW is None                              # shape not handled: the caller falls back to torch
+    Xs = torch.randn(n, 2 * k, dtype=torch.float64)[:, :k]      # strided rows
+    torch.testing.assert_close(lib.skinny_mm(Xs, W), Xs @ W)
+    assert lib.skinny_mm(X, torch.randn(k, 9, dtype=torch.float64)) is None   # too wide for doubles
+
+
+def test_skinny_float32_parallel_and_autograd(lib):
+    X = torch.randn(5003, 64)
+    W = torch.randn(64, 7)
+    G = torch.randn(5003, 7)
+    for t in (1, 2):
+        torch.set_num_threads(t)
+        torch.testing.assert_close(lib.skinny_mm(X, W), X @ W, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(lib.skinny_tgrad(X, G), X.t() @ G, rtol=1e-4, atol=1e-3)
+    Xd = torch.randn(12, 16, dtype=torch.float64, requires_grad=True)
+    Wd = torch.randn(16, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: ops.dense_mm(a, b, lib), (Xd, Wd))
+    Wwide = torch.randn(16, 24, dtype=torch.float64, requires_grad=True)          # falls back to torch
+    assert torch.autograd.gradcheck(lambda a, b: ops.dense_mm(a, b, lib), (Xd, Wwide))
+
+
 # ---------------------------------------------------------------------------- GAT
 
 def _gat_reference(n, src, dst, Hw, att_src, att_dst, slope, mask=None, scale=1.0):

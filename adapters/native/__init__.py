@@ -204,7 +204,7 @@ class NativeAdapter(TorchAdapter):
                     x = ops.dropout(self.x, lib, p, seed, base) if p > 0 else self.x
                     hw = x @ W
             else:
-                hw = h @ W
+                hw = ops.dense_mm(h, W, lib)
             act = ops.ACT_NONE if last else (ops.ACT_ELU if spec.name == "gat" else ops.ACT_RELU)
             ctr_next = base + 1 + 2 * i
             if spec.name == "gcn":

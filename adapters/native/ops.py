@@ -232,7 +232,39 @@ class GATAttention(torch.autograd.Function):
         return dHw, das, dad, None, None, None, None, None, None
 
 
+class DenseMM(torch.autograd.Function):
+    """Y = X @ W with our skinny kernels where they apply (hidden layers: a few outputs,
+    where MKL is slow), torch.mm otherwise; dX = G W^T (torch), dW = X^T G."""
+
+    @staticmethod
+    def forward(ctx, X, W, lib):
+        ctx.save_for_backward(X, W)
+        ctx.lib = lib
+        Y = lib.skinny_mm(X, W) if X.stride(-1) == 1 else None
+        return X @ W if Y is None else Y
+
+    @staticmethod
+    def backward(ctx, G):
+        X, W = ctx.saved_tensors
+        G = G.contiguous()
+        dX = G @ W.t() if ctx.needs_input_grad[0] else None
+        dW = None
+        if ctx.needs_input_grad[1]:
+            dW = ctx.lib.skinny_tgrad(X, G) if X.stride(-1) == 1 else None
+            if dW is None:
+                dW = X.t() @ G
+        return dX, dW, None
+
+
 # --- plain-call helpers ------------------------------------------------------
+
+def dense_mm(X, W, lib):
+    """X @ W: our skinny CPU kernels when the extension has them, else torch."""
+    if hasattr(lib, "skinny_mm") and not X.is_cuda:
+        return DenseMM.apply(X, W.contiguous(), lib)
+    return X @ W
+
+
 
 def spmm(X, g: Csr, lib, bias=None, act=ACT_NONE, p=0.0, seed=0, ctr=0):
     return SpMM.apply(X, bias, g, lib, act, float(p), int(seed), int(ctr))

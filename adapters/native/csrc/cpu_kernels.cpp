@@ -200,6 +200,107 @@ void spmm(const SpmmArgs<T>& a) {
 }
 
 // ---------------------------------------------------------------------------
+// Skinny dense products.  X rows are KV vectors of 64 bytes; W's M columns are
+// kept transposed in registers/L1; each output is a dot product (fwd) or an
+// outer-product accumulation over rows (tgrad).
+namespace {
+constexpr int kMaxM = 16;
+
+// y[0..M) = sum_k x[k] * W[k, 0..M): W's rows padded to one 64-byte vector (M <= lanes),
+// a broadcast multiply-add per k, no horizontal sums
+template <typename T>
+void skinny_mm_impl(const T* X, int64_t ldx, const T* W, T* Y, int64_t N, int64_t K, int64_t M) {
+  typedef T V __attribute__((vector_size(64)));
+  std::vector<T> wp(static_cast<size_t>(K) * (64 / sizeof(T)), T(0));
+  constexpr int L = 64 / sizeof(T);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t m = 0; m < M; ++m) wp[k * L + m] = W[k * M + m];
+  const T* wpp = wp.data();
+  constexpr int R = 4;                  // rows per step: independent chains, one W load per k for all
+  const int64_t nb = (N + R - 1) / R;
+#pragma omp parallel for schedule(static) if (N * K * M > kParWork)
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t i0 = b * R, r = N - i0 < R ? N - i0 : R;
+    V y[R];
+    for (int q = 0; q < R; ++q) y[q] = V{};
+    if (r == R) {
+      for (int64_t k = 0; k < K; ++k) {
+        V w;
+        std::memcpy(&w, wpp + k * L, sizeof(V));
+        for (int q = 0; q < R; ++q) y[q] += X[(i0 + q) * ldx + k] * w;
+      }
+    } else {
+      for (int64_t k = 0; k < K; ++k) {
+        V w;
+        std::memcpy(&w, wpp + k * L, sizeof(V));
+        for (int64_t q = 0; q < r; ++q) y[q] += X[(i0 + q) * ldx + k] * w;
+      }
+    }
+    for (int64_t q = 0; q < r; ++q) {
+      T* __restrict out = Y + (i0 + q) * M;
+      for (int64_t m = 0; m < M; ++m) out[m] = y[q][m];
+    }
+  }
+}
+
+template <typename T, int KV>
+void skinny_tgrad_impl(const T* X, int64_t ldx, const T* G, T* O, int64_t N, int64_t K, int64_t M) {
+  typedef T V __attribute__((vector_size(64)));
+  constexpr int L = 64 / sizeof(T);
+  const bool par = N * K * M > kParWork;
+  const int nt = par ? omp_get_max_threads() : 1;
+  std::vector<T> part(static_cast<size_t>(nt) * kMaxM * KV * L);   // (std::vector<V> would drop the vector attribute)
+#pragma omp parallel num_threads(nt) if (par)
+  {
+    V acc[kMaxM][KV];
+    for (int m = 0; m < kMaxM; ++m)
+      for (int v = 0; v < KV; ++v) acc[m][v] = V{};
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < N; ++i) {
+      V x[KV];
+      for (int v = 0; v < KV; ++v) std::memcpy(&x[v], X + i * ldx + v * L, sizeof(V));
+      const T* __restrict g = G + i * M;
+      for (int64_t m = 0; m < M; ++m)
+        for (int v = 0; v < KV; ++v) acc[m][v] += g[m] * x[v];
+    }
+    T* mine = part.data() + static_cast<size_t>(omp_get_thread_num()) * kMaxM * KV * L;
+    for (int m = 0; m < kMaxM; ++m)
+      for (int v = 0; v < KV; ++v) std::memcpy(mine + (m * KV + v) * L, &acc[m][v], sizeof(V));
+  }
+  for (int64_t m = 0; m < M; ++m)
+    for (int v = 0; v < KV; ++v) {
+      V t, u;
+      std::memcpy(&t, part.data() + (m * KV + v) * L, sizeof(V));
+      for (int th = 1; th < nt; ++th) {
+        std::memcpy(&u, part.data() + ((static_cast<size_t>(th) * kMaxM + m) * KV + v) * L, sizeof(V));
+        t += u;
+      }
+      for (int l = 0; l < L; ++l) O[(v * L + l) * M + m] = t[l];
+    }
+}
+}  // namespace
+
+template <typename T>
+bool skinny_mm(const T* X, int64_t ldx, const T* W, T* Y, int64_t N, int64_t K, int64_t M) {
+  constexpr int L = 64 / sizeof(T);
+  if (M < 1 || M > L || K < 1 || K > 1024) return false;
+  skinny_mm_impl<T>(X, ldx, W, Y, N, K, M);
+  return true;
+}
+
+template <typename T>
+bool skinny_tgrad(const T* X, int64_t ldx, const T* G, T* O, int64_t N, int64_t K, int64_t M) {
+  constexpr int L = 64 / sizeof(T);
+  if (M < 1 || M > kMaxM || K % L != 0) return false;
+  switch (K / L) {
+    case 1: skinny_tgrad_impl<T, 1>(X, ldx, G, O, N, K, M); return true;
+    case 2: skinny_tgrad_impl<T, 2>(X, ldx, G, O, N, K, M); return true;
+    case 4: skinny_tgrad_impl<T, 4>(X, ldx, G, O, N, K, M); return true;
+    default: return false;
+  }
+}
+
+// ---------------------------------------------------------------------------
 template <typename T>
 void sddmm(const int64_t* rowptr, const int32_t* col, const T* U, int64_t ldu, const T* V, int64_t ldv, T* out,
            int64_t N, int64_t F) {
@@ -917,6 +1018,140 @@ void gat_bwd_h8(const int64_t* rowptr, const int32_t* col, const int64_t* trowpt
     }
 }
 
+// H = 1 (the last layer of most models): per-edge scalars, vectorised across a
+// row's edges; the aggregation reuses the register-blocked row kernel.
+template <typename T>
+void gat_fwd_h1(const int64_t* rowptr, const int32_t* col, const T* Hw, const T* att_src, const T* att_dst, T* out,
+                T* alpha, T* a_s, T* a_d, int64_t N, int64_t F, T slope, Drop d) {
+  const int64_t* __restrict rp = rowptr;
+  const int64_t E = rp[N];
+  const bool par = (E + N) * F > kParWork;
+  const T sc = static_cast<T>(d.active ? d.scale : 1.0);
+#pragma omp parallel if (par)
+  {
+    std::vector<T> coef(kChunk);
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < N; ++j) {
+      const T* __restrict hw = Hw + j * F;
+      T x = 0, y = 0;
+      for (int64_t f = 0; f < F; ++f) {
+        x += hw[f] * att_src[f];
+        y += hw[f] * att_dst[f];
+      }
+      a_s[j] = x;
+      a_d[j] = y;
+    }
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = 0; i < N; ++i) {
+      T* __restrict yrow = out + i * F;
+      for (int64_t f = 0; f < F; ++f) yrow[f] = T(0);
+      const int64_t beg = rp[i], end = rp[i + 1];
+      if (beg == end) continue;
+      T* __restrict al = alpha + beg;
+      const int32_t* __restrict c = col + beg;
+      const int64_t deg = end - beg;
+      const T ad = a_d[i];
+      T m = -std::numeric_limits<T>::infinity();
+      for (int64_t q = 0; q < deg; ++q) {
+        T s = a_s[c[q]] + ad;
+        s = s > T(0) ? s : slope * s;
+        al[q] = s;
+        m = s > m ? s : m;
+      }
+      T sum = 0;
+      for (int64_t q = 0; q < deg; ++q) {
+        const T e = vexp(al[q] - m);
+        al[q] = e;
+        sum += e;
+      }
+      const T inv = T(1) / sum;
+      for (int64_t q = 0; q < deg; ++q) al[q] *= inv;
+      for (int64_t q0 = 0; q0 < deg; q0 += kChunk) {
+        const int64_t n = deg - q0 < kChunk ? deg - q0 : kChunk;
+        T* __restrict cf = coef.data();
+        if (d.active) {
+          const uint64_t base = static_cast<uint64_t>(beg + q0);
+          for (int64_t q = 0; q < n; ++q)
+            cf[q] = (!d.all && rand32(d.key, base + q) >= d.thresh) ? al[q0 + q] * sc : T(0);
+        } else {
+          for (int64_t q = 0; q < n; ++q) cf[q] = al[q0 + q];
+        }
+        rows_accum([](int64_t q) { return q; }, n, c + q0, cf, T(1), Hw, F, F, yrow, 0);
+      }
+    }
+  }
+}
+
+template <typename T>
+void gat_bwd_h1(const int64_t* rowptr, const int32_t* col, const int64_t* trowptr, const int32_t* tcol,
+                const int32_t* tpos, const T* Hw, const T* att_src, const T* att_dst, const T* a_s, const T* a_d,
+                const T* alpha, const T* G, T* scratch_e, T* da_d, T* dHw, T* datt_src, T* datt_dst, int64_t N,
+                int64_t F, T slope, Drop d) {
+  const int64_t* __restrict rp = rowptr;
+  const int64_t* __restrict trp = trowptr;
+  const int64_t E = rp[N];
+  const bool par = (E + N) * F > kParWork;
+  const T sc = static_cast<T>(d.active ? d.scale : 1.0);
+  T* __restrict ds = scratch_e;            // by destination
+  T* __restrict ds_t = scratch_e + E;      // transposed order
+  T* __restrict ad_t = scratch_e + 2 * E;  // alpha after dropout, transposed order
+  const int nt = par ? omp_get_max_threads() : 1;
+  std::vector<T> acc_s(static_cast<size_t>(nt) * F, T(0)), acc_d(static_cast<size_t>(nt) * F, T(0));
+#pragma omp parallel num_threads(nt) if (par)
+  {
+    const int tid = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t beg = rp[i], end = rp[i + 1];
+      const T* __restrict g = G + i * F;
+      T S = 0;
+      for (int64_t k = beg; k < end; ++k) {
+        const T* __restrict hw = Hw + static_cast<int64_t>(col[k]) * F;
+        T dot = 0;
+        for (int64_t f = 0; f < F; ++f) dot += g[f] * hw[f];
+        const bool keep = !d.active || (!d.all && rand32(d.key, static_cast<uint64_t>(k)) >= d.thresh);
+        const T dv = keep ? dot * sc : T(0);
+        ds[k] = dv;
+        ad_t[tpos[k]] = keep ? alpha[k] * sc : T(0);
+        S += alpha[k] * dv;
+      }
+      T acc = 0;
+      const T adi = a_d[i];
+      for (int64_t k = beg; k < end; ++k) {
+        const T de = alpha[k] * (ds[k] - S);
+        const T v = a_s[col[k]] + adi > T(0) ? de : slope * de;
+        ds_t[tpos[k]] = v;
+        acc += v;
+      }
+      da_d[i] = acc;
+    }
+    T* __restrict ls = acc_s.data() + static_cast<size_t>(tid) * F;
+    T* __restrict ld = acc_d.data() + static_cast<size_t>(tid) * F;
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < N; ++j) {
+      T* __restrict dh = dHw + j * F;
+      for (int64_t f = 0; f < F; ++f) dh[f] = T(0);
+      const int64_t beg = trp[j], end = trp[j + 1];
+      rows_accum([](int64_t q) { return q; }, end - beg, tcol + beg, ad_t + beg, T(1), G, F, F, dh, 0);
+      T S = 0;
+      for (int64_t t = beg; t < end; ++t) S += ds_t[t];
+      const T Dd = da_d[j];
+      const T* __restrict hw = Hw + j * F;
+      for (int64_t f = 0; f < F; ++f) {
+        dh[f] += S * att_src[f] + Dd * att_dst[f];
+        ls[f] += S * hw[f];
+        ld[f] += Dd * hw[f];
+      }
+    }
+  }
+  for (int64_t f = 0; f < F; ++f) datt_src[f] = datt_dst[f] = T(0);
+  for (int t = 0; t < nt; ++t)
+    for (int64_t f = 0; f < F; ++f) {
+      datt_src[f] += acc_s[static_cast<size_t>(t) * F + f];
+      datt_dst[f] += acc_d[static_cast<size_t>(t) * F + f];
+    }
+}
+
 template <typename T>
 void gat_fwd(const int64_t* rowptr, const int32_t* col, const T* Hw, const T* att_src, const T* att_dst, T* out,
              T* alpha, T* a_s, T* a_d, int64_t N, int64_t H, int64_t F, T slope, Drop d) {
@@ -929,7 +1164,7 @@ void gat_fwd(const int64_t* rowptr, const int32_t* col, const T* Hw, const T* at
       default: gat_fwd_h8<T, 0>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, F, slope, d); return;
     }
   }
-  if (H == 1) gat_fwd_impl<T, 1, 0>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, H, F, slope, d);
+  if (H == 1) gat_fwd_h1<T>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, F, slope, d);
   else gat_fwd_impl<T, 0, 0>(rowptr, col, Hw, att_src, att_dst, out, alpha, a_s, a_d, N, H, F, slope, d);
 }
 
@@ -956,7 +1191,9 @@ void gat_bwd(const int64_t* rowptr, const int32_t* col, const int64_t* trowptr, 
         return;
     }
   }
-  if (H == 1) GNB_GAT_BWD(1, 0);
+  if (H == 1)
+    gat_bwd_h1<T>(rowptr, col, trowptr, tcol, tpos, Hw, att_src, att_dst, a_s, a_d, alpha, G, scratch_e, da_d, dHw,
+                  datt_src, datt_dst, N, F, slope, d);
   else GNB_GAT_BWD(0, 0);
 #undef GNB_GAT_BWD
 }
@@ -966,6 +1203,8 @@ void gat_bwd(const int64_t* rowptr, const int32_t* col, const int64_t* trowptr, 
   template void epilogue<T>(const T*, int64_t, const T*, T*, int64_t, int64_t, int, Drop);                     \
   template void sddmm<T>(const int64_t*, const int32_t*, const T*, int64_t, const T*, int64_t, T*, int64_t,     \
                          int64_t);                                                                              \
+  template bool skinny_mm<T>(const T*, int64_t, const T*, T*, int64_t, int64_t, int64_t);                       \
+  template bool skinny_tgrad<T>(const T*, int64_t, const T*, T*, int64_t, int64_t, int64_t);                    \
   template void epilogue_bwd<T>(const T*, const T*, T*, int64_t, int64_t, int, Drop);                          \
   template void csr_mm<T>(const int64_t*, const int32_t*, const T*, const T*, int64_t, T*, int64_t, int64_t,  \
                           Drop);                                                                                \

@@ -76,6 +76,14 @@ void gat_bwd(const int64_t* rowptr, const int32_t* col, const int64_t* trowptr, 
 template <typename T>
 void sddmm(const int64_t* rowptr, const int32_t* col, const T* U, int64_t ldu, const T* V, int64_t ldv, T* out,
            int64_t N, int64_t F);
+// skinny dense products of the hidden layers, where MKL is slow:
+//   Y[N,M] = X[N,K] @ W[K,M]  (M <= 16 floats / 8 doubles, K <= 1024);
+//   O[K,M] = X^T @ G[N,M]     (M <= 16, K in {16,32,64} floats / {8,16,32} doubles).
+// Return false (doing nothing) for shapes they do not handle.
+template <typename T>
+bool skinny_mm(const T* X, int64_t ldx, const T* W, T* Y, int64_t N, int64_t K, int64_t M);
+template <typename T>
+bool skinny_tgrad(const T* X, int64_t ldx, const T* G, T* O, int64_t N, int64_t K, int64_t M);
 int max_threads();
 
 }  // namespace cpu

@@ -88,6 +88,40 @@ Tensor sddmm(Tensor rowptr, Tensor col, Tensor U, Tensor V) {
   return out;
 }
 
+// Y = X @ W for the skinny shapes skinny_mm handles; None otherwise (the caller uses torch.mm)
+std::optional<Tensor> skinny_mm(Tensor X, Tensor W) {
+  check_rows(X, "X");
+  TORCH_CHECK(W.dim() == 2 && W.is_contiguous() && W.device().is_cpu() && W.size(0) == X.size(1) &&
+                  W.scalar_type() == X.scalar_type(),
+              "native skinny_mm: W must be a contiguous [K, M] CPU tensor of X's dtype");
+  const int64_t N = X.size(0), K = X.size(1), M = W.size(1);
+  Tensor Y = at::empty({N, M}, X.options());
+  bool ok = false;
+  dispatch(X, [&](auto z) {
+    using T = decltype(z);
+    ok = gnb::cpu::skinny_mm<T>(X.data_ptr<T>(), ld(X), W.data_ptr<T>(), Y.data_ptr<T>(), N, K, M);
+  });
+  if (!ok) return std::nullopt;
+  return Y;
+}
+
+// X^T @ G for the same shapes; None otherwise
+std::optional<Tensor> skinny_tgrad(Tensor X, Tensor G) {
+  check_rows(X, "X");
+  TORCH_CHECK(G.dim() == 2 && G.is_contiguous() && G.device().is_cpu() && G.size(0) == X.size(0) &&
+                  G.scalar_type() == X.scalar_type(),
+              "native skinny_tgrad: G must be a contiguous [N, M] CPU tensor of X's dtype");
+  const int64_t N = X.size(0), K = X.size(1), M = G.size(1);
+  Tensor O = at::empty({K, M}, X.options());
+  bool ok = false;
+  dispatch(X, [&](auto z) {
+    using T = decltype(z);
+    ok = gnb::cpu::skinny_tgrad<T>(X.data_ptr<T>(), ld(X), G.data_ptr<T>(), O.data_ptr<T>(), N, K, M);
+  });
+  if (!ok) return std::nullopt;
+  return O;
+}
+
 Tensor epilogue(Tensor X, OptT bias, int64_t act, double p, int64_t seed, int64_t ctr) {
   check_rows(X, "X");
   const int64_t N = X.size(0), F = X.size(1);
@@ -231,6 +265,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "gnnbench native CPU kernels";
   m.def("spmm", &spmm, "Y = drop(act(A X + R + bias)) over a CSR graph");
   m.def("sddmm", &sddmm, "out[k] = <U[col[k]], V[row k]> per edge (general SDDMM)");
+  m.def("skinny_mm", &skinny_mm, "X @ W for skinny shapes (None when not handled)");
+  m.def("skinny_tgrad", &skinny_tgrad, "X^T @ G for skinny shapes (None when not handled)");
   m.def("epilogue", &epilogue, "Y = drop(act(X + bias))");
   m.def("epilogue_bwd", &epilogue_bwd, "gradient wrt the pre-activation of epilogue/spmm");
   m.def("csr_mm", &csr_mm, "Y = drop_nnz(X_csr) @ W");
