@@ -350,6 +350,15 @@ def _gat_reference(n, src, dst, Hw, att_src, att_dst, slope, mask=None, scale=1.
     return out, alpha
 
 
+def test_head_mean(lib):
+    X = torch.randn(9, 4, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(ops.head_mean(X, b, lib), X.mean(1) + b)
+    assert torch.autograd.gradcheck(lambda X, b: ops.head_mean(X, b, lib), (X, b))
+    X1 = torch.randn(5, 1, 7, dtype=torch.float64)
+    torch.testing.assert_close(lib.head_mean(X1, None), X1[:, 0])
+
+
 @pytest.mark.parametrize("name", GRAPH_NAMES)
 @pytest.mark.parametrize("H,F", [(1, 3), (8, 8), (8, 3), (3, 2)])
 def test_gat_forward_matches_reference(lib, name, H, F):

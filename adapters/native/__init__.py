@@ -217,7 +217,7 @@ class NativeAdapter(TorchAdapter):
                 out = ops.gat_attention(hw.view(-1, heads, fo), P[pre + "att_src"], P[pre + "att_dst"], g, lib,
                                         spec.negative_slope, pa, seed, base + 2 + 2 * i)
                 if last:
-                    h = (out.view(-1, fo) if heads == 1 else out.mean(1)) + P[pre + "bias"]
+                    h = ops.head_mean(out, P[pre + "bias"], lib)
                 else:
                     h = ops.epilogue(out.view(-1, heads * fo), lib, P[pre + "bias"], act, p_next, seed, ctr_next)
         return h

@@ -211,6 +211,22 @@ class Epilogue(torch.autograd.Function):
         return gz, dbias, None, None, None, None, None
 
 
+class HeadMean(torch.autograd.Function):
+    """Y = mean over heads of X [N, H, F] + bias (GAT's averaging last layer), one pass."""
+
+    @staticmethod
+    def forward(ctx, X, bias, lib):
+        ctx.heads = X.shape[1]
+        return lib.head_mean(X.contiguous(), bias)
+
+    @staticmethod
+    def backward(ctx, gY):
+        h = ctx.heads
+        dX = (gY * (1.0 / h)).unsqueeze(1).expand(-1, h, -1).contiguous() if ctx.needs_input_grad[0] else None
+        dbias = gY.sum(0) if ctx.needs_input_grad[1] else None
+        return dX, dbias, None
+
+
 class GATAttention(torch.autograd.Function):
     """out[i,h] = sum_{j in N(i)} drop(softmax_j(leaky(<Hw_j,a_src_h> + <Hw_i,a_dst_h>))) Hw[j,h]."""
 
@@ -284,6 +300,10 @@ def epilogue(X, lib, bias=None, act=ACT_NONE, p=0.0, seed=0, ctr=0):
 
 def dropout(X, lib, p, seed, ctr):
     return Epilogue.apply(X, None, lib, ACT_NONE, float(p), int(seed), int(ctr))
+
+
+def head_mean(X, bias, lib):
+    return HeadMean.apply(X, bias, lib)
 
 
 def gat_attention(Hw, att_src, att_dst, g: Csr, lib, slope=0.2, p=0.0, seed=0, ctr=0):

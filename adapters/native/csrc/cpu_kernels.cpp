@@ -336,6 +336,20 @@ void epilogue(const T* X, int64_t ldx, const T* bias, T* Y, int64_t N, int64_t F
   }
 }
 
+template <typename T>
+void head_mean(const T* X, const T* bias, T* Y, int64_t N, int64_t H, int64_t F) {
+  const T inv = T(1) / static_cast<T>(H);
+#pragma omp parallel for schedule(static) if (N * H * F > kParWork)
+  for (int64_t i = 0; i < N; ++i) {
+    const T* __restrict x = X + i * H * F;
+    T* __restrict y = Y + i * F;
+    for (int64_t f = 0; f < F; ++f) y[f] = x[f];
+    for (int64_t h = 1; h < H; ++h)
+      for (int64_t f = 0; f < F; ++f) y[f] += x[h * F + f];
+    for (int64_t f = 0; f < F; ++f) y[f] = y[f] * inv + (bias ? bias[f] : T(0));
+  }
+}
+
 // kept: relu: Y>0 ? g*s : 0;  elu: Y>0 ? g*s : g*(Y + s)  (Y = s*elu(z), elu' = elu + 1);  none: g*s
 template <typename T>
 void epilogue_bwd(const T* Y, const T* G, T* O, int64_t N, int64_t F, int act, Drop d) {
@@ -1206,6 +1220,7 @@ void gat_bwd(const int64_t* rowptr, const int32_t* col, const int64_t* trowptr, 
   template bool skinny_mm<T>(const T*, int64_t, const T*, T*, int64_t, int64_t, int64_t);                       \
   template bool skinny_tgrad<T>(const T*, int64_t, const T*, T*, int64_t, int64_t, int64_t);                    \
   template void epilogue_bwd<T>(const T*, const T*, T*, int64_t, int64_t, int, Drop);                          \
+  template void head_mean<T>(const T*, const T*, T*, int64_t, int64_t, int64_t);                                \
   template void csr_mm<T>(const int64_t*, const int32_t*, const T*, const T*, int64_t, T*, int64_t, int64_t,  \
                           Drop);                                                                                \
   template void csr_mm_tgrad_rows<T>(const int64_t*, const int32_t*, const T*, const T*, int64_t, T*, int64_t, \

@@ -44,6 +44,9 @@ template <typename T> void spmm(const SpmmArgs<T>& a);
 // Y[N,F] = drop(act(X + bias))
 template <typename T>
 void epilogue(const T* X, int64_t ldx, const T* bias, T* Y, int64_t N, int64_t F, int act, Drop d);
+// Y[N,F] = mean over H heads of X[N,H,F] + bias (GAT's last layer)
+template <typename T>
+void head_mean(const T* X, const T* bias, T* Y, int64_t N, int64_t H, int64_t F);
 // O = dL/dz from Y = drop(act(z)) and G = dL/dY (all contiguous [N,F])
 template <typename T>
 void epilogue_bwd(const T* Y, const T* G, T* O, int64_t N, int64_t F, int act, Drop d);

@@ -135,6 +135,20 @@ Tensor epilogue(Tensor X, OptT bias, int64_t act, double p, int64_t seed, int64_
   return Y;
 }
 
+Tensor head_mean(Tensor X, OptT bias) {
+  TORCH_CHECK(X.dim() == 3 && X.is_contiguous() && X.device().is_cpu() &&
+                  (X.scalar_type() == at::kFloat || X.scalar_type() == at::kDouble),
+              "native head_mean: X must be a contiguous float [N, H, F] CPU tensor");
+  const int64_t N = X.size(0), H = X.size(1), F = X.size(2);
+  check_vec(bias, F, X, "bias");
+  Tensor Y = at::empty({N, F}, X.options());
+  dispatch(X, [&](auto z) {
+    using T = decltype(z);
+    gnb::cpu::head_mean<T>(X.data_ptr<T>(), ptr<T>(bias), Y.data_ptr<T>(), N, H, F);
+  });
+  return Y;
+}
+
 Tensor epilogue_bwd(Tensor Y, Tensor G, int64_t act, double p, int64_t seed, int64_t ctr) {
   check_rows(Y, "Y");
   TORCH_CHECK(Y.is_contiguous() && G.is_contiguous() && Y.sizes() == G.sizes() && G.scalar_type() == Y.scalar_type()
@@ -268,6 +282,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("skinny_mm", &skinny_mm, "X @ W for skinny shapes (None when not handled)");
   m.def("skinny_tgrad", &skinny_tgrad, "X^T @ G for skinny shapes (None when not handled)");
   m.def("epilogue", &epilogue, "Y = drop(act(X + bias))");
+  m.def("head_mean", &head_mean, "Y = mean over heads of X[N,H,F] + bias");
   m.def("epilogue_bwd", &epilogue_bwd, "gradient wrt the pre-activation of epilogue/spmm");
   m.def("csr_mm", &csr_mm, "Y = drop_nnz(X_csr) @ W");
   m.def("csr_mm_tgrad", &csr_mm_tgrad, "dW = drop_nnz(X)^T @ G (X in CSR and CSC; mode 0 auto, 1 CSR, 2 CSC)",

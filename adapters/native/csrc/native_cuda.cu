@@ -129,6 +129,16 @@ __global__ void epilogue_bwd_kernel(const T* Y, const T* G, T* O, int64_t total,
 }
 
 template <typename T>
+__global__ void head_mean_kernel(const T* X, const T* bias, T* Y, int64_t N, int64_t H, int64_t F) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= N * F) return;
+  const int64_t i = e / F, f = e % F;
+  T acc = 0;
+  for (int64_t h = 0; h < H; ++h) acc += X[(i * H + h) * F + f];
+  Y[e] = acc / static_cast<T>(H) + (bias ? bias[f] : T(0));
+}
+
+template <typename T>
 __global__ void csr_mm_kernel(const int64_t* rp, const int32_t* col, const T* val, const T* W, int64_t ldw, T* Y,
                               int64_t N, int64_t Fo, Drop d, int tpr) {
   const int64_t gt = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -338,6 +348,12 @@ void epilogue_bwd(const T* Y, const T* G, T* O, int64_t N, int64_t F, int act, D
 }
 
 template <typename T>
+void head_mean(const T* X, const T* bias, T* Y, int64_t N, int64_t H, int64_t F, cudaStream_t stream) {
+  if (N * F == 0) return;
+  head_mean_kernel<T><<<grid_for(N * F), kBlock, 0, stream>>>(X, bias, Y, N, H, F);
+}
+
+template <typename T>
 void csr_mm(const int64_t* rowptr, const int32_t* col, const T* val, const T* W, int64_t ldw, T* Y, int64_t N,
             int64_t Fo, Drop d, cudaStream_t stream) {
   if (N == 0 || Fo == 0) return;
@@ -395,6 +411,7 @@ const char* last_error() {
   template void sddmm<T>(const int64_t*, const int32_t*, const T*, int64_t, const T*, int64_t, T*, int64_t,      \
                          int64_t, cudaStream_t);                                                                \
   template void epilogue_bwd<T>(const T*, const T*, T*, int64_t, int64_t, int, Drop, cudaStream_t);              \
+  template void head_mean<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, cudaStream_t);                   \
   template void csr_mm<T>(const int64_t*, const int32_t*, const T*, const T*, int64_t, T*, int64_t, int64_t,    \
                           Drop, cudaStream_t);                                                                  \
   template void csr_mm_tgrad<T>(const int64_t*, const int32_t*, const int32_t*, const T*, const T*, int64_t,    \

@@ -19,6 +19,8 @@ void epilogue(const T* X, int64_t ldx, const T* bias, T* Y, int64_t N, int64_t F
 template <typename T>
 void epilogue_bwd(const T* Y, const T* G, T* O, int64_t N, int64_t F, int act, Drop d, cudaStream_t stream);
 template <typename T>
+void head_mean(const T* X, const T* bias, T* Y, int64_t N, int64_t H, int64_t F, cudaStream_t stream);
+template <typename T>
 void csr_mm(const int64_t* rowptr, const int32_t* col, const T* val, const T* W, int64_t ldw, T* Y, int64_t N,
             int64_t Fo, Drop d, cudaStream_t stream);
 // through X's CSC: one output row per feature, no atomics

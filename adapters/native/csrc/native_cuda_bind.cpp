@@ -122,6 +122,22 @@ Tensor epilogue(Tensor X, OptT bias, int64_t act, double p, int64_t seed, int64_
   return Y;
 }
 
+Tensor head_mean(Tensor X, OptT bias) {
+  check_cuda(X, "X");
+  TORCH_CHECK(X.dim() == 3 && X.is_contiguous() && (X.scalar_type() == at::kFloat || X.scalar_type() == at::kDouble),
+              "native head_mean: X must be a contiguous float [N, H, F] tensor");
+  c10::cuda::CUDAGuard guard(X.device());
+  const int64_t N = X.size(0), H = X.size(1), F = X.size(2);
+  check_vec(bias, F, X, "bias");
+  Tensor Y = at::empty({N, F}, X.options());
+  dispatch(X, [&](auto z) {
+    using T = decltype(z);
+    gnb::cuda::head_mean<T>(X.data_ptr<T>(), ptr<T>(bias), Y.data_ptr<T>(), N, H, F, stream());
+  });
+  check_launch();
+  return Y;
+}
+
 Tensor epilogue_bwd(Tensor Y, Tensor G, int64_t act, double p, int64_t seed, int64_t ctr) {
   check_rows(Y, "Y");
   check_cuda(G, "G");
@@ -246,6 +262,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("spmm", &spmm, "Y = drop(act(A X + R + bias)) over a CSR graph");
   m.def("sddmm", &sddmm, "out[k] = <U[col[k]], V[row k]> per edge (general SDDMM)");
   m.def("epilogue", &epilogue, "Y = drop(act(X + bias))");
+  m.def("head_mean", &head_mean, "Y = mean over heads of X[N,H,F] + bias");
   m.def("epilogue_bwd", &epilogue_bwd, "gradient wrt the pre-activation of epilogue/spmm");
   m.def("csr_mm", &csr_mm, "Y = drop_nnz(X_csr) @ W");
   m.def("csr_mm_tgrad", &csr_mm_tgrad, "dW = drop_nnz(X)^T @ G (X in CSR and CSC)");
