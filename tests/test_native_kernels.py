@@ -462,3 +462,22 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
                         "-o", str(tmp_path / "k.o")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "k.o").stat().st_size > 0
+
+
+# ---------------------------------------------------------------------------- gnnbench kernels
+
+def test_kernels_bench_rows_and_table(data_dir, capsys):
+    from gnnbench import kernels_bench as kb
+    rows = kb.run_kernels(["cora", "synthetic:nodes=500,avg_degree=4"], [8], data_dir, repeats=1,
+                          impls=("native", "torch.sparse", "pyg"), copy_bw=1e10)
+    assert len(rows) == 2 * 2 * 3
+    for r in rows:
+        assert r["error"] == "" and r["median_ms"] > 0 and r["gbps"] > 0, r
+        assert r["edges"] > r["nodes"] > 0 and r["copy_gbps"] == 10.0
+    table = kb.format_table(rows)
+    assert "| spmm | cora |" in table and "| sddmm | synthetic:nodes=500,avg_degree=4 |" in table
+    assert kb._split_datasets("cora,synthetic:nodes=10,avg_degree=2,pubmed") == \
+        ["cora", "synthetic:nodes=10,avg_degree=2", "pubmed"]
+    assert kb.main(["--datasets", "synthetic:nodes=300,avg_degree=4", "--widths", "4", "--repeats", "1",
+                    "--impls", "native", "--ops", "spmm"]) == 0
+    assert "| spmm | synthetic:nodes=300,avg_degree=4 | 300 |" in capsys.readouterr().out
