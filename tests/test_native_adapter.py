@@ -51,7 +51,11 @@ def test_verify_passes_on_cora(built, cora, model):
 
 @pytest.mark.parametrize("model,overrides", [("gcn", {"norm_policy": "recompute"}),
                                              ("sage", {"norm_policy": "recompute"}),
-                                             ("gat", {"heads": 3, "hidden": 5, "layers": 3})])
+                                             ("gat", {"heads": 3, "hidden": 5, "layers": 3}),
+                                             ("gat", {"out_heads": 8}),
+                                             ("gcn", {"layers": 3, "hidden": 32}),
+                                             ("sage", {"layers": 1}),
+                                             ("gcn", {"layers": 1})])
 def test_verify_other_paths(built, cora, model, overrides):
     a = NativeAdapter()
     res = check(a, get_spec(model, "cora", overrides), cora)

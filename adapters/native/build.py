@@ -30,7 +30,7 @@ CPU_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"]
 CPU_LDFLAGS = ["-fopenmp"]
 CUDA_CFLAGS = ["-O3"]
 CUDA_NVCC_FLAGS = ["-O3", "--use_fast_math"]      # + -gencode for the device found (sm_90 on an H200)
-STALE_LOCK_S = 900.0
+STALE_LOCK_S = 300.0    # a compile takes well under a minute; an older lock is a killed build's
 
 
 class NativeBuildError(RuntimeError):
