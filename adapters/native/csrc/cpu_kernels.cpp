@@ -497,7 +497,7 @@ void csr_mm_tgrad_rows(const int64_t* rowptr, const int32_t* col, const T* val, 
     const int tid = omp_get_thread_num();
     T* __restrict acc = tid == 0 ? O : extra.data() + static_cast<size_t>(tid - 1) * FF;
     for (int64_t q = 0; q < FF; ++q) acc[q] = T(0);
-#pragma omp for schedule(dynamic, 64)
+#pragma omp for schedule(static)     // static: the same rows per thread every call, so sums are reproducible
     for (int64_t i = 0; i < N; ++i) sparse_row_scatter(d, rp[i], rp[i + 1], col, val, s, G + i * ldg, acc, Fo);
     // (implicit barrier)
     if (nt > 1) {
