@@ -41,7 +41,9 @@ def run(job: dict) -> dict:
     cell, cfg = job["cell"], job["config"]
     out: dict = {"status": "failed", "error": "", "notes": []}
     adapter = adapter_class(cell["library"])()
-    avail = adapter.available()
+    t0 = time.perf_counter()
+    avail = adapter.available()          # imports the library; native compiles (or loads) its kernels here
+    out["available_s"] = time.perf_counter() - t0
     out["library_version"] = avail.version
     if not avail.ok:
         out.update(status="skipped", error=f"{cell['library']} unavailable: {avail.reason}"
