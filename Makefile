@@ -53,3 +53,9 @@ native-cuda-check:
 gpu-check:
 	$(BIN)/python -c "import gnnbench.adapters" 2>/dev/null || $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	GNNBENCH_DATA=$(DATA) $(BIN)/python scripts/gpu_check.py
+
+# Native vs the fastest library per cell, from a results file (default: the committed citation run).
+RESULTS ?= results/citation.jsonl
+.PHONY: native-ratios
+native-ratios: install
+	$(BIN)/python benchmarks/native_ratios.py $(RESULTS)

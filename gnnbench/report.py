@@ -56,8 +56,9 @@ def rows(records: list[dict]) -> list[dict]:
             "error": errors[-1].strip().splitlines()[0] if errors else "",
             "notes": sorted({n for r in recs for n in r.get("notes", [])}),
         })
-    for (dataset, device) in {(r["dataset"], r["device"]) for r in out}:
-        table = [r for r in out if r["dataset"] == dataset and r["device"] == device]
+    # relative speed: among the rows of one model (all libraries and variants) on one dataset and device
+    for (dataset, device, model) in {(r["dataset"], r["device"], r["model"]) for r in out}:
+        table = [r for r in out if (r["dataset"], r["device"], r["model"]) == (dataset, device, model)]
         valid = [r["median_ms"] for r in table if r["median_ms"] and r["status"] == "ok"]
         fastest = min(valid) if valid else None
         for r in table:
@@ -149,8 +150,8 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
         out.append("")
         out.extend(f"- **{lib}**: {n}" for lib, n in notes)
         out.append("")
-    out.append("Relative: median epoch time divided by the fastest `ok` row of the same table "
-               "(1.00× is fastest). Accuracy: mean ± std of test accuracy over seeds, published reference "
+    out.append("Relative: median epoch time divided by that of the fastest `ok` row of the same model in the "
+               "same table (1.00× is fastest). Accuracy: mean ± std of test accuracy over seeds, published reference "
                "in parentheses; rows more than the band away are `accuracy_mismatch` and never count as fastest.")
     return "\n".join(out) + "\n"
 

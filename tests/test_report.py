@@ -37,3 +37,17 @@ def test_pooling_status_relative_and_variants():
     md = to_markdown(records)
     assert "| a | gcn (dropout=0.0) |" in md and "accuracy_mismatch" in md and "81.5 ± 0.7 (n=2) (81.5)" in md
     assert to_csv(records).splitlines()[0].startswith("dataset,device,library,model,variant")
+
+
+def test_native_ratio_table_uses_fastest_ok_library():
+    import importlib.util
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("native_ratios", ROOT / "benchmarks" / "native_ratios.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    records = [rec("native", "gcn", 0, [2, 2], 0.81), rec("pyg", "gcn", 0, [10, 10], 0.81),
+               rec("fastwrong", "gcn", 0, [1, 1], 0.30), rec("spektral", "gcn", 0, [5, 5], 0.81)]
+    text, ok = mod.table(records)
+    assert "| cora | cpu | gcn | 2.00 | spektral | 5.00 | 0.400 | met |" in text and ok
+    text, ok = mod.table(records + [rec("tf", "gcn", 0, [3, 3], 0.81)])
+    assert "0.667 | MISSED" in text and not ok
