@@ -105,7 +105,38 @@ def run(job: dict) -> dict:
     out["accuracy_check"] = None if ref is None else {**ref, "in_band": check}
     out["status"] = "accuracy_mismatch" if check is False else "ok"
     out["memory"] = {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": _mb(adapter.peak_memory())}
+    out["isolation"] = isolation()
     return out
+
+
+ML_MODULES = ("torch", "tensorflow", "dgl", "torch_geometric", "spektral", "graph_nets", "sonnet")
+
+
+def isolation() -> dict:
+    """What this child's process actually ran with: which ML libraries were loaded, the thread
+    pools and GPU memory settings they report. Each run has its own process, so these never leak."""
+    info: dict = {"pid": os.getpid(),
+                  "ml_modules": [m for m in ML_MODULES if m in sys.modules],
+                  "env": {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                         "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}}
+    try:
+        info["affinity"] = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        info["torch_threads"] = torch.get_num_threads()
+        info["torch_interop_threads"] = torch.get_num_interop_threads()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            info["torch_cuda_memory_fraction"] = torch.cuda.get_per_process_memory_fraction() \
+                if hasattr(torch.cuda, "get_per_process_memory_fraction") else None
+    if "tensorflow" in sys.modules:
+        tf = sys.modules["tensorflow"]
+        info["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+        info["tf_inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+        info["tf_gpu_memory_growth"] = {d.name: tf.config.experimental.get_memory_growth(d)
+                                        for d in tf.config.list_physical_devices("GPU")}
+    return info
 
 
 def run_verify(job: dict) -> dict:
