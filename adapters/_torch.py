@@ -7,6 +7,11 @@ import numpy as np
 from gnnbench.protocol import Adapter
 
 
+def _graph_task(self) -> bool:
+    spec = getattr(self, "spec", None)
+    return spec is not None and spec.task == "graph"
+
+
 class TorchAdapter(Adapter):
     devices = ("cpu", "cuda")
 
@@ -39,6 +44,8 @@ class TorchAdapter(Adapter):
     # --- shared ---------------------------------------------------------------
     def prepare(self, graph, spec, device, seed, weights):
         import torch
+        if spec.task == "graph":
+            return self.prepare_graphs(graph, spec, device, seed, weights)
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         self.device = torch.device(device)
@@ -76,14 +83,20 @@ class TorchAdapter(Adapter):
             return self.model(*self.inputs)
 
     def evaluate(self):
+        if _graph_task(self):
+            return self.evaluate_graphs()
         pred = self._eval_logits().argmax(dim=1)
         return {k: float((pred[i] == self.y[i]).float().mean().cpu()) for k, i in self.idx.items()}
 
     def infer(self):
-        self._eval_logits()
+        if _graph_task(self):
+            self._graph_logits(self.test_batch)
+        else:
+            self._eval_logits()
 
     def logits(self):
-        return self._eval_logits().detach().cpu().numpy()
+        out = self._graph_logits(self.all_batch) if _graph_task(self) else self._eval_logits()
+        return out.detach().cpu().numpy()
 
     def sync(self):
         if self.device.type == "cuda":

@@ -1,15 +1,17 @@
-"""PyTorch Geometric: GCNConv, GATConv, SAGEConv, written as PyG's own examples do."""
+"""PyTorch Geometric: GCNConv, GATConv, SAGEConv, GINConv, written as PyG's own examples do."""
 from __future__ import annotations
 
 from gnnbench.protocol import Availability
 
+from ._graphtask import GraphTaskMixin
 from ._torch import TorchAdapter, copy_, numpy_
 
 
-class PyGAdapter(TorchAdapter):
+class PyGAdapter(GraphTaskMixin, TorchAdapter):
     name = "pyg"
     library = "torch-geometric"
     install_hint = "pip install 'gnnbench[pyg]'"
+    models = ("gcn", "gat", "sage", "gin")
 
     def available(self):
         try:
@@ -76,7 +78,49 @@ class PyGAdapter(TorchAdapter):
                 copy_(conv.lin_l.bias, w[p + "bias"])
                 copy_(conv.lin_r.weight, w[p + "weight_root"], transpose=True)
 
+    # ---- graph task: one Data per graph (as TUDataset gives them), batched by Batch.from_data_list,
+    # which is what PyG's DataLoader calls per batch
+    def build_gin(self, gs, spec, mlps, head):
+        import torch
+        from torch_geometric.data import Data
+        from torch_geometric.nn import GINConv, global_add_pool, global_mean_pool
+
+        x, ei = torch.from_numpy(gs.x), torch.from_numpy(gs.edge_index)
+        self.data = [Data(x=x[gs.node_ptr[g]:gs.node_ptr[g + 1]],
+                          edge_index=ei[:, gs.edge_ptr[g]:gs.edge_ptr[g + 1]] - int(gs.node_ptr[g]),
+                          y=torch.tensor([int(gs.y[g])]))
+                     for g in range(gs.num_graphs)]
+        convs = [GINConv(mlp, eps=spec.eps, train_eps=False) for mlp in mlps]
+        pool = global_add_pool if spec.readout == "sum" else global_mean_pool
+
+        class GIN(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.convs = torch.nn.ModuleList(convs)
+                self.head = head
+
+            def forward(self, batch):
+                x = batch.x
+                for conv in self.convs:
+                    x = conv(x, batch.edge_index)        # the MLP ends in ReLU
+                return self.head(pool(x, batch.batch, size=batch.num_graphs))
+
+        return GIN()
+
+    def collate(self, ids):
+        from torch_geometric.data import Batch
+        return Batch.from_data_list([self.data[int(i)] for i in ids]).to(self.device)
+
+    def batch_y(self, batch):
+        return batch.y
+
+    def batch_arrays(self, batch) -> dict:
+        return {"x": batch.x.cpu().numpy(), "edge_index": batch.edge_index.cpu().numpy(),
+                "batch": batch.batch.cpu().numpy()}
+
     def parameters(self):
+        if self.spec.task == "graph":
+            return self.gin_params()
         out = {}
         for k, conv in enumerate(self.convs):
             p = f"layers.{k}."

@@ -32,7 +32,6 @@ def _timed(fn, sync) -> int:
 def run(job: dict) -> dict:
     """Measure one run; returns the child's part of the record."""
     from gnnbench.adapters import adapter_class
-    from .datasets import load_graph
     from .references import in_band, reference
     from .specs import spec_from_dict
     from .stats import summarize
@@ -66,7 +65,7 @@ def run(job: dict) -> dict:
     out["versions"] = adapter.versions()
     spec = spec_from_dict(cell["spec"])
     t0 = time.perf_counter()
-    graph = load_graph(cell["dataset"], job.get("data_dir"), normalize_features=spec.normalize_features)
+    graph = _load(cell, spec, job)
     out["load_s"] = time.perf_counter() - t0
     out["dataset"] = {"fingerprint": graph.fingerprint(), **graph.summary()}
     weights = init_weights(spec, graph.num_features, graph.num_classes, cell["seed"])
@@ -78,10 +77,18 @@ def run(job: dict) -> dict:
     out["notes"] = adapter.notes()
     out["params"] = adapter.num_parameters()
 
-    step, sync = adapter.train_step, adapter.sync
-    warm = [_timed(step, sync) for _ in range(cfg["warmup"])]
-    gc.collect()
-    epochs = [_timed(step, sync) for _ in range(cfg["epochs"])]
+    sync = adapter.sync
+    collate_ms = None
+    if spec.task == "graph":
+        warm, _ = _graph_epochs(adapter, graph, spec, cell["seed"], 0, cfg["warmup"])
+        gc.collect()
+        epochs, collate = _graph_epochs(adapter, graph, spec, cell["seed"], cfg["warmup"], cfg["epochs"])
+        collate_ms = [t / 1e6 for t in collate]
+    else:
+        step = adapter.train_step
+        warm = [_timed(step, sync) for _ in range(cfg["warmup"])]
+        gc.collect()
+        epochs = [_timed(step, sync) for _ in range(cfg["epochs"])]
     if not warm and epochs:
         warm = [epochs[0]]
     acc = adapter.evaluate()
@@ -99,6 +106,10 @@ def run(job: dict) -> dict:
         "infer_ms": [round(t / 1e6, 4) for t in infer],
         "infer_median_ms": summarize([t / 1e6 for t in infer])["median"],
     }
+    if collate_ms is not None:   # graph task: the library's batching, inside each epoch and also alone
+        out["times"]["collate_ms"] = [round(t, 4) for t in collate_ms]
+        out["times"]["collate_median_ms"] = summarize(collate_ms)["median"]
+        out["times"]["batches_per_epoch"] = -(-graph.train_idx.size // spec.batch_size)
     out["accuracy"] = acc
     ref = reference(cell["model"], graph.name)
     check = in_band(cell["model"], graph.name, acc.get("test"))
@@ -107,6 +118,36 @@ def run(job: dict) -> dict:
     out["memory"] = {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": _mb(adapter.peak_memory())}
     out["isolation"] = isolation()
     return out
+
+
+def _load(cell: dict, spec, job: dict):
+    from .datasets import load_graph
+    if spec.task == "graph":
+        return load_graph(cell["dataset"], job.get("data_dir"), node_attributes=spec.node_attributes,
+                          fold=spec.fold, num_folds=spec.num_folds)
+    return load_graph(cell["dataset"], job.get("data_dir"), normalize_features=spec.normalize_features)
+
+
+def _graph_epochs(adapter, gs, spec, seed: int, first: int, count: int) -> tuple[list[int], list[int]]:
+    """``count`` epochs of mini-batches (epoch numbers ``first``...): per epoch the total time and
+    the part spent in the library's collation. The batch order is drawn before the clock starts."""
+    from .batching import epoch_batches
+    totals, collates = [], []
+    sync, collate, train = adapter.sync, adapter.collate, adapter.train_batch
+    for e in range(first, first + count):
+        batches = epoch_batches(gs.train_idx, spec.batch_size, seed, e)
+        coll = 0
+        t0 = time.perf_counter_ns()
+        for ids in batches:
+            c0 = time.perf_counter_ns()
+            b = collate(ids)
+            sync()
+            coll += time.perf_counter_ns() - c0
+            train(b)
+        sync()
+        totals.append(time.perf_counter_ns() - t0)
+        collates.append(coll)
+    return totals, collates
 
 
 ML_MODULES = ("torch", "tensorflow", "dgl", "torch_geometric", "spektral", "graph_nets", "sonnet")
@@ -142,7 +183,6 @@ def isolation() -> dict:
 def run_verify(job: dict) -> dict:
     """`gnnbench verify` for one cell: compare the adapter with the reference."""
     from gnnbench.adapters import adapter_class
-    from .datasets import load_graph
     from .specs import spec_from_dict
     from .verify import check
 
@@ -160,7 +200,7 @@ def run_verify(job: dict) -> dict:
             return {"status": "skipped", "error": why}
     adapter.set_threads(cfg["threads"])
     spec = spec_from_dict(cell["spec"])
-    graph = load_graph(cell["dataset"], job.get("data_dir"), normalize_features=spec.normalize_features)
+    graph = _load(cell, spec, job)
     res = check(adapter, spec, graph, cell["device"], cell["seed"])
     return {"status": "passed" if res["passed"] else "failed", "notes": adapter.notes(), **res}
 

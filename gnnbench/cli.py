@@ -248,20 +248,34 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
     click.echo("| library | model | dataset | device | logits max diff | loss rel diff | params max diff | result |")
     click.echo("|---|---|---|---|---|---|---|---|")
     failed = 0
+    graph_task = False
     for cell in cells:
-        job = {"mode": "verify", "cell": cell.to_dict(), "config": {"threads": n_threads}, "data_dir": data_dir}
-        rc, res, tail, _ = spawn(job, child_env(cell, n_threads), n_threads, timeout)
+        # graph task on one thread: see the footnote printed below
+        th = 1 if cell.spec.get("task") == "graph" else n_threads
+        job = {"mode": "verify", "cell": cell.to_dict(), "config": {"threads": th}, "data_dir": data_dir}
+        rc, res, tail, _ = spawn(job, child_env(cell, th), th, timeout)
         if res is None:
             res = {"status": "failed", "error": "timeout" if rc is None else (tail.splitlines() or ["crashed"])[-1]}
-        if res["status"] == "passed":
-            cols = (f"{res['logits_max_abs_diff']:.2e}", f"{res['loss_rel_diff']:.2e}", f"{res['params_max_abs_diff']:.2e}")
-        elif "logits_max_abs_diff" in res:
-            cols = (f"{res['logits_max_abs_diff']:.2e}", f"{res['loss_rel_diff']:.2e}", f"{res['params_max_abs_diff']:.2e}")
+        if "logits_max_abs_diff" in res:
+            scale = res.get("logits_scale", 1.0)
+            cols = (f"{res['logits_max_abs_diff']:.2e}" + (f" (of {scale:.0f})" if scale > 1 else ""),
+                    f"{res['loss_rel_diff']:.2e}", f"{res['params_max_abs_diff']:.2e}")
         else:
             cols = ("–", "–", "–")
         result = res["status"] if res["status"] == "passed" else f"{res['status']} {res.get('error', '').strip().splitlines()[-1] if res.get('error') else ''}".strip()
+        if res.get("batch_matches") is False:
+            result += " (the library's batch holds other graphs than the harness chose)"
+        graph_task = graph_task or cell.spec.get("task") == "graph"
         failed += res["status"] == "failed"
         click.echo(f"| {cell.library} | {cell.model} | {cell.dataset} | {cell.device} | {' | '.join(cols)} | {result} |")
+    if graph_task:
+        click.echo(f"\nGraph classification (gin): logits of all graphs in one batch, compared relative to the largest "
+                   f"reference logit (shown as 'of N'; sum readout makes them grow with graph size): |diff| <= "
+                   f"{LOGITS_ATOL:g} x N; one plain SGD step on the first batch of epoch 0, whose graphs must be "
+                   f"the ones the harness chose. These cells run on one thread: batch norm's training-mode "
+                   f"backward divides by the batch standard deviation, which amplifies float32 rounding, and "
+                   f"torch's 2-thread GEMMs round differently: measured on MUTAG, 1 thread 2.0e-06, 2 threads "
+                   f"1.75e-04 max parameter diff (0.07 % of that parameter's update), the same in PyG, DGL and native.")
     click.echo(f"\n{len(cells) - failed} of {len(cells)} cells passed or skipped; {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -158,7 +158,7 @@ def _number(value, key, path, kind):
 def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
     """Validate every name and expand the suite into cells x seeds."""
     from gnnbench.adapters import adapter_names
-    from .datasets import canonical_dataset_name
+    from .datasets import canonical_dataset_name, dataset_task
     from .specs import get_spec, model_names
 
     libs = adapter_names() if suite.libraries in (["all"], []) else suite.libraries
@@ -177,10 +177,18 @@ def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
         if m not in model_names():
             raise UsageError(f"overrides for unknown model '{m}'; valid models: {', '.join(model_names())}")
     datasets = [canonical_dataset_name(d) for d in suite.datasets]
+    for model in suite.models:   # a model runs on the datasets of its task (node or graph classification)
+        task = get_spec(model).task
+        if not any(dataset_task(d) == task for d in datasets):
+            raise UsageError(f"model '{model}' is for {task} classification, but none of the datasets "
+                             f"({', '.join(datasets)}) is; e.g. "
+                             + ("mutag, proteins, enzymes" if task == "graph" else "cora, citeseer, pubmed"))
     cells = []
     for dataset in datasets:
         for device in suite.devices:
             for model in suite.models:
+                if get_spec(model).task != dataset_task(dataset):
+                    continue
                 overrides = {**suite.overrides.get(model, {}), **(cli_overrides or {})}
                 spec = dataclasses.asdict(get_spec(model, dataset, overrides))
                 for lib in libs:

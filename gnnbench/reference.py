@@ -148,3 +148,70 @@ def train_step(spec, weights: dict, graph, optimizer: str = "adam") -> tuple[flo
     loss.backward()
     opt.step()
     return float(loss.detach()), {k: v.detach().numpy() for k, v in params.items()}
+
+
+# ---- graph classification (GIN) ---------------------------------------------------------------
+# h' = ReLU(ReLU(BN(z W1)) W2 + b2), z = (1 + eps) h + sum_{j in N(i)} h_j, per layer (BN: batch
+# statistics in training, running statistics in eval; at initialisation mean 0, variance 1;
+# without batch norm z W1 + b1 instead),
+# readout r_g = sum (or mean) of h over graph g's nodes, logits = ReLU(r W_a + b_a) W_b + b_b.
+BN_EPS = 1e-5
+
+
+def gin_forward(spec, weights: dict, x: np.ndarray, edge_index: np.ndarray, batch: np.ndarray,
+                num_graphs: int) -> np.ndarray:
+    """Eval-mode GIN logits per graph, float64 [G, C], with freshly initialised BN statistics."""
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
+    h = x.astype(np.float64)
+    n = h.shape[0]
+    src, dst = edge_index
+    for i in range(spec.layers):
+        p = f"layers.{i}."
+        z = (1.0 + spec.eps) * h + _scatter_sum(h[src], dst, n)
+        u = z @ w[p + "weight1"]
+        if spec.batch_norm:    # running mean 0, running variance 1
+            u = u / np.sqrt(1.0 + BN_EPS) * w[p + "bn_weight"] + w[p + "bn_bias"]
+        else:
+            u = u + w[p + "bias1"]
+        u = np.maximum(u, 0)
+        h = np.maximum(u @ w[p + "weight2"] + w[p + "bias2"], 0)
+    r = _scatter_sum(h, batch, num_graphs)
+    if spec.readout == "mean":
+        r = r / np.maximum(np.bincount(batch, minlength=num_graphs), 1)[:, None]
+    a = np.maximum(r @ w["head.weight1"] + w["head.bias1"], 0)
+    return a @ w["head.weight2"] + w["head.bias2"]
+
+
+def gin_train_step(spec, weights: dict, arrays: dict, optimizer: str = "adam") -> tuple[float, dict]:
+    """One training step on one collated batch (``batching.collate``), no dropout, float64 torch,
+    batch norm with batch statistics. Returns (loss before the step, parameters after it)."""
+    import torch
+    import torch.nn.functional as F
+
+    params = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in weights.items()}
+    h = torch.tensor(arrays["x"], dtype=torch.float64)
+    src, dst = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays["edge_index"])
+    batch = torch.from_numpy(arrays["batch"])
+    n, g = h.shape[0], int(arrays["y"].shape[0])
+    for i in range(spec.layers):
+        p = f"layers.{i}."
+        z = (1.0 + spec.eps) * h + torch.zeros_like(h).index_add(0, dst, h[src])
+        u = z @ params[p + "weight1"]
+        if spec.batch_norm:
+            mean, var = u.mean(0), u.var(0, unbiased=False)
+            u = (u - mean) / torch.sqrt(var + BN_EPS) * params[p + "bn_weight"] + params[p + "bn_bias"]
+        else:
+            u = u + params[p + "bias1"]
+        h = torch.relu(torch.relu(u) @ params[p + "weight2"] + params[p + "bias2"])
+    r = torch.zeros(g, h.shape[1], dtype=torch.float64).index_add(0, batch, h)
+    if spec.readout == "mean":
+        r = r / torch.bincount(batch, minlength=g).clamp(min=1)[:, None].double()
+    logits = torch.relu(r @ params["head.weight1"] + params["head.bias1"]) @ params["head.weight2"] \
+        + params["head.bias2"]
+    loss = F.cross_entropy(logits, torch.from_numpy(arrays["y"]))
+    opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    opt = opt_cls(list(params.values()), lr=spec.lr, weight_decay=spec.weight_decay)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach()), {k: v.detach().numpy() for k, v in params.items()}

@@ -21,7 +21,8 @@ def reference(model: str, dataset: str) -> dict | None:
     entry = data["references"].get(model, {})
     if dataset not in entry:
         return None
-    return {"test": float(entry[dataset]), "band": float(data["band"]), "source": entry.get("source", "")}
+    band = entry.get("band", {}).get(dataset, data["band"]) if isinstance(entry.get("band"), dict) else data["band"]
+    return {"test": float(entry[dataset]), "band": float(band), "source": entry.get("source", "")}
 
 
 def in_band(model: str, dataset: str, test_acc: float | None) -> bool | None:

@@ -57,7 +57,32 @@ class SAGESpec(ModelSpec):
     normalize_features: bool = True
 
 
-MODELS: dict[str, type[ModelSpec]] = {"gcn": GCNSpec, "gat": GATSpec, "sage": SAGESpec}
+@dataclass
+class GINSpec(ModelSpec):
+    """GIN-0 (Xu et al., ICLR 2019) for graph classification, as PyG's examples/gin.py writes it:
+    per layer h' = ReLU(MLP((1 + eps) h + sum of neighbours)), MLP = Linear (no bias) -> BatchNorm
+    -> ReLU -> Linear; sum (or mean) readout of the last layer; classifier Linear -> ReLU -> dropout ->
+    Linear. Mini-batches of ``batch_size`` graphs, reshuffled every epoch from the seed."""
+    name: str = "gin"
+    task: str = "graph"
+    hidden: int = 32
+    layers: int = 3
+    dropout: float = 0.5             # before the classifier's last linear layer
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    normalize_features: bool = False
+    self_loops: bool = False
+    eps: float = 0.0
+    batch_norm: bool = True
+    readout: str = "sum"             # sum | mean
+    batch_size: int = 128
+    node_attributes: bool = False    # append the TU node attributes to the one-hot node labels
+    fold: int = 0                    # test fold of the stratified split
+    num_folds: int = 10
+
+
+MODELS: dict[str, type[ModelSpec]] = {"gcn": GCNSpec, "gat": GATSpec, "sage": SAGESpec, "gin": GINSpec}
+CHOICES = {"readout": ("sum", "mean"), "norm_policy": ("cached", "recompute"), "optimizer": ("adam", "sgd")}
 
 # Dataset-specific defaults from the original papers (GAT on PubMed: 8 output
 # heads, lr 0.01, weight decay 1e-3).
@@ -90,6 +115,10 @@ def override(spec: ModelSpec, overrides: dict) -> ModelSpec:
             valid = ", ".join(sorted(n for n in fields if n != "name"))
             raise UsageError(f"unknown hyperparameter '{k}' for model '{spec.name}'; valid: {valid}")
         values[k] = _coerce(spec.name, k, getattr(spec, k), v)
+        if k in CHOICES and values[k] not in CHOICES[k]:
+            raise UsageError(f"bad value {v!r} for {spec.name}.{k}; valid: {', '.join(CHOICES[k])}")
+        if k == "task":
+            raise UsageError(f"{spec.name}.task is fixed by the model ({getattr(spec, k)})")
     return dataclasses.replace(spec, **values)
 
 
@@ -118,6 +147,7 @@ def spec_from_dict(d: dict) -> ModelSpec:
     """Rebuild a spec from a record's ``spec`` field."""
     d = dict(d)
     name = d.pop("name")
+    d.pop("task", None)
     return override(MODELS[name](), d)
 
 

@@ -8,6 +8,11 @@ Layout (names ``layers.<i>.<param>``, matrices are ``in x out``):
 - sage: ``weight_neigh`` [in, out] (applied to the neighbour mean),
         ``weight_root`` [in, out] (applied to the node itself), ``bias`` [out]
 
+- gin:  per layer ``weight1`` [in, hidden], then ``bn_weight`` (ones) and ``bn_bias`` (zeros)
+        with batch norm, ``bias1`` without (a bias before batch norm is cancelled by it), ``weight2`` [hidden, hidden], ``bias2``; the
+        classifier ``head.weight1`` [hidden, hidden], ``head.bias1``, ``head.weight2``
+        [hidden, classes], ``head.bias2``
+
 Weights are Glorot-uniform, biases zero, float32.
 """
 from __future__ import annotations
@@ -42,6 +47,8 @@ def gat_heads(spec, layer: int) -> int:
 def init_weights(spec, in_dim: int, num_classes: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6E6E62]))
     w: dict[str, np.ndarray] = {}
+    if spec.name == "gin":
+        return _gin_weights(spec, in_dim, num_classes, rng)
     for i, (din, dout) in enumerate(layer_dims(spec, in_dim, num_classes)):
         p = f"layers.{i}."
         if spec.name == "gcn":
@@ -63,5 +70,27 @@ def init_weights(spec, in_dim: int, num_classes: int, seed: int) -> dict[str, np
     return w
 
 
+def _gin_weights(spec, in_dim: int, num_classes: int, rng) -> dict[str, np.ndarray]:
+    w: dict[str, np.ndarray] = {}
+    h = spec.hidden
+    d = in_dim
+    for i in range(spec.layers):
+        p = f"layers.{i}."
+        w[p + "weight1"] = glorot(rng, d, h, (d, h))
+        if not spec.batch_norm:   # a bias before batch norm has no effect (and a zero gradient)
+            w[p + "bias1"] = np.zeros(h, np.float32)
+        else:
+            w[p + "bn_weight"] = np.ones(h, np.float32)
+            w[p + "bn_bias"] = np.zeros(h, np.float32)
+        w[p + "weight2"] = glorot(rng, h, h, (h, h))
+        w[p + "bias2"] = np.zeros(h, np.float32)
+        d = h
+    w["head.weight1"] = glorot(rng, h, h, (h, h))
+    w["head.bias1"] = np.zeros(h, np.float32)
+    w["head.weight2"] = glorot(rng, h, num_classes, (h, num_classes))
+    w["head.bias2"] = np.zeros(num_classes, np.float32)
+    return w
+
+
 def num_layers(weights: dict) -> int:
-    return 1 + max(int(k.split(".")[1]) for k in weights)
+    return 1 + max(int(k.split(".")[1]) for k in weights if k.startswith("layers."))

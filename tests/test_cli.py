@@ -29,7 +29,7 @@ def test_help_imports_no_ml_library():
 
 @pytest.mark.parametrize("args,match", [
     (["run", "--libs", "pyt"], "unknown library 'pyt'; valid libraries:"),
-    (["run", "--models", "gcm"], "unknown model 'gcm'; valid models: gat, gcn, sage"),
+    (["run", "--models", "gcm"], "unknown model 'gcm'; valid models: gat, gcn, gin, sage"),
     (["run", "--datasets", "coraa"], "unknown dataset 'coraa'"),
     (["run", "--suite", "nope"], "unknown suite 'nope'; valid suites:"),
     (["run", "--devices", "tpu"], "unknown device 'tpu'"),

@@ -27,7 +27,7 @@ def test_specs_and_paper_defaults():
 
 
 @pytest.mark.parametrize("model,over,msg", [
-    ("gcnn", {}, "unknown model 'gcnn'; valid models: gat, gcn, sage"),
+    ("gcnn", {}, "unknown model 'gcnn'; valid models: gat, gcn, gin, sage"),
     ("gcn", {"hiden": 3}, "unknown hyperparameter 'hiden'"),
     ("gcn", {"hidden": "x"}, "bad value 'x' for gcn.hidden"),
     ("gcn", {"hidden": 1.5}, "bad value"),

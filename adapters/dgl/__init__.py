@@ -40,16 +40,18 @@ import numpy as np
 
 from gnnbench.protocol import Availability
 
+from .._graphtask import GraphTaskMixin
 from .._torch import TorchAdapter, copy_, numpy_
 from . import _import
 
 POLICIES = ("cached", "recompute")
 
 
-class DGLAdapter(TorchAdapter):
+class DGLAdapter(GraphTaskMixin, TorchAdapter):
     name = "dgl"
     library = "dgl"
     install_hint = "pip install 'gnnbench[dgl]'"
+    models = ("gcn", "gat", "sage", "gin")
 
     def __init__(self):
         self._stubbed: bool | None = None
@@ -169,7 +171,59 @@ class DGLAdapter(TorchAdapter):
     def _gat_bias(self, k):
         return self.net.out_bias if k == len(self.convs) - 1 else self.convs[k].bias
 
+    # ---- graph task: one DGLGraph per graph with its features in ndata, batched by dgl.batch
+    # (what DGL's GraphDataLoader does per batch)
+    def build_gin(self, gs, spec, mlps, head):
+        import torch
+        from dgl.nn.pytorch import AvgPooling, GINConv, SumPooling
+
+        dgl = self._dgl()
+        x, ei = torch.from_numpy(gs.x), torch.from_numpy(gs.edge_index)
+        self.graphs = []
+        for k in range(gs.num_graphs):
+            n0, n1 = int(gs.node_ptr[k]), int(gs.node_ptr[k + 1])
+            e = ei[:, gs.edge_ptr[k]:gs.edge_ptr[k + 1]] - n0
+            g = dgl.graph((e[0], e[1]), num_nodes=n1 - n0)
+            g.ndata["x"] = x[n0:n1]
+            self.graphs.append(g)
+        self.labels = torch.from_numpy(gs.y)
+        convs = [GINConv(mlp, "sum", init_eps=spec.eps, learn_eps=False) for mlp in mlps]
+        pool = SumPooling() if spec.readout == "sum" else AvgPooling()
+
+        class GIN(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.convs = torch.nn.ModuleList(convs)
+                self.head = head
+
+            def forward(self, batch):
+                bg, _ = batch
+                h = bg.ndata["x"]
+                for conv in self.convs:
+                    h = conv(bg, h)                  # the MLP ends in ReLU
+                return self.head(pool(bg, h))
+
+        return GIN()
+
+    def collate(self, ids):
+        dgl = self._dgl()
+        return dgl.batch([self.graphs[int(i)] for i in ids]).to(self.device), \
+            self.labels[ids].to(self.device)
+
+    def batch_y(self, batch):
+        return batch[1]
+
+    def batch_arrays(self, batch) -> dict:
+        import numpy as np
+        bg = batch[0]
+        src, dst = bg.edges()
+        sizes = bg.batch_num_nodes().cpu().numpy()
+        return {"x": bg.ndata["x"].cpu().numpy(), "edge_index": np.stack([src.cpu().numpy(), dst.cpu().numpy()]),
+                "batch": np.repeat(np.arange(sizes.size), sizes)}
+
     def parameters(self):
+        if self.spec.task == "graph":
+            return self.gin_params()
         out = {}
         for k, conv in enumerate(self.convs):
             p = f"layers.{k}."

@@ -28,17 +28,18 @@ import numpy as np
 
 from gnnbench.protocol import Availability
 
+from .._graphtask import GraphTaskMixin
 from .._torch import TorchAdapter
 
 SPARSE_FEATURE_DENSITY = 0.25     # below this, input features are kept in CSR
 _SITES = 16                        # dropout sites per step (ctr = step * _SITES + site)
 
 
-class NativeAdapter(TorchAdapter):
+class NativeAdapter(GraphTaskMixin, TorchAdapter):
     name = "native"
     library = "torch"
     install_hint = "needs a C++ compiler (g++/clang++), ninja (pip install ninja) and torch; nvcc for CUDA"
-    models = ("gcn", "gat", "sage")
+    models = ("gcn", "gat", "sage", "gin")
 
     def __init__(self):
         self._lib = None
@@ -101,6 +102,9 @@ class NativeAdapter(TorchAdapter):
 
         from .ops import Csr, SparseFeatures
 
+        if spec.task == "graph":
+            self.lib = self._load("cuda") if torch.device(device).type == "cuda" else (self._lib or self._load("cpu"))
+            return self.prepare_graphs(graph, spec, device, seed, weights)
         torch.manual_seed(seed)
         self.device = torch.device(device)
         self.spec = spec
@@ -239,4 +243,44 @@ class NativeAdapter(TorchAdapter):
             return self._forward(training=False)
 
     def parameters(self):
+        if self.spec.task == "graph":
+            return self.gin_params()
         return {k: v.detach().cpu().numpy().copy() for k, v in self.params.items()}
+
+    # --- graph task: our own collation (numpy, straight into the kernels' CSR), our SpMM for the
+    # neighbour sum and the readout, torch for the MLPs (the same modules as PyG's and DGL's)
+    def build_gin(self, gs, spec, mlps, head):
+        import torch
+
+        from .ops import gin_aggregate, gin_readout
+        lib = self.lib
+
+        class GIN(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.mlps = torch.nn.ModuleList(mlps)
+                self.head = head
+
+            def forward(self, b):
+                h = b.x
+                for mlp in self.mlps:
+                    h = mlp(gin_aggregate(h, b, lib, spec.eps))
+                return self.head(gin_readout(h, b, lib))
+
+        return GIN()
+
+    def collate(self, ids):
+        from gnnbench.batching import collate
+
+        from .ops import GraphBatch
+        return GraphBatch.build(collate(self.gs, ids), self.spec.readout == "mean", self.device)
+
+    def batch_y(self, batch):
+        return batch.y
+
+    def batch_arrays(self, batch) -> dict:
+        import numpy as np
+        rowptr = batch.rowptr.cpu().numpy()
+        src = np.repeat(np.arange(rowptr.size - 1), np.diff(rowptr))
+        return {"x": batch.x.cpu().numpy(), "edge_index": np.stack([src, batch.col.cpu().numpy().astype(np.int64)]),
+                "batch": batch.batch.cpu().numpy()}

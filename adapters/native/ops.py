@@ -308,3 +308,78 @@ def head_mean(X, bias, lib):
 
 def gat_attention(Hw, att_src, att_dst, g: Csr, lib, slope=0.2, p=0.0, seed=0, ctr=0):
     return GATAttention.apply(Hw, att_src, att_dst, g, lib, float(slope), float(p), int(seed), int(ctr))
+
+
+# ---- graph classification (GIN) -----------------------------------------------------------------
+
+@dataclass
+class GraphBatch:
+    """A collated batch of graphs for our kernels. The canonical edge list is symmetric and sorted
+    by (source, target), and collation keeps that order, so one CSR (``rowptr`` from the sources,
+    ``col`` the targets) serves the aggregation and its transpose alike. ``ptr``/``members``: the
+    graph -> node CSR of the readout (graph g's nodes are ptr[g]:ptr[g+1])."""
+    x: torch.Tensor
+    rowptr: torch.Tensor
+    col: torch.Tensor
+    ptr: torch.Tensor
+    members: torch.Tensor
+    pool_val: torch.Tensor | None      # 1/size per node for a mean readout, None for a sum
+    batch: torch.Tensor                # graph of each node (int64), for the readout's backward
+    y: torch.Tensor
+
+    @staticmethod
+    def build(arrays: dict, mean: bool, device="cpu") -> "GraphBatch":
+        n = arrays["x"].shape[0]
+        src, dst = arrays["edge_index"]
+        rowptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=rowptr[1:])
+        ptr = arrays["ptr"]
+        pool_val = None
+        if mean:
+            sizes = np.diff(ptr)
+            pool_val = torch.from_numpy(np.repeat(1.0 / np.maximum(sizes, 1), sizes).astype(np.float32)).to(device)
+        return GraphBatch(torch.from_numpy(arrays["x"]).to(device), _i64(rowptr, device), _i32(dst, device),
+                          _i64(ptr, device), _i32(np.arange(n), device), pool_val,
+                          _i64(arrays["batch"], device), _i64(arrays["y"], device))
+
+
+class GinAggregate(torch.autograd.Function):
+    """Z = (1 + eps) H + A H for a symmetric 0/1 adjacency A: dH = (1 + eps) dZ + A dZ."""
+
+    @staticmethod
+    def forward(ctx, H, b: GraphBatch, lib, eps: float):
+        ctx.cfg = (b, lib, eps)
+        R = H if eps == 0.0 else (1.0 + eps) * H
+        return lib.spmm(b.rowptr, b.col, None, H, R.contiguous(), None, ACT_NONE, 0.0, 0, 0, None)
+
+    @staticmethod
+    def backward(ctx, gZ):
+        b, lib, eps = ctx.cfg
+        gZ = gZ.contiguous()
+        R = gZ if eps == 0.0 else (1.0 + eps) * gZ
+        return lib.spmm(b.rowptr, b.col, None, gZ, R.contiguous(), None, ACT_NONE, 0.0, 0, 0, None), None, None, None
+
+
+class GinReadout(torch.autograd.Function):
+    """Sum (or mean) of each graph's node rows, as an SpMM with the graph -> node CSR."""
+
+    @staticmethod
+    def forward(ctx, H, b: GraphBatch, lib):
+        ctx.b = b
+        return lib.spmm(b.ptr, b.members, b.pool_val, H.contiguous(), None, None, ACT_NONE, 0.0, 0, 0, None)
+
+    @staticmethod
+    def backward(ctx, gR):
+        b = ctx.b
+        dH = gR.index_select(0, b.batch)
+        if b.pool_val is not None:
+            dH = dH * b.pool_val[:, None]
+        return dH, None, None
+
+
+def gin_aggregate(H, b: GraphBatch, lib, eps: float = 0.0):
+    return GinAggregate.apply(H, b, lib, float(eps))
+
+
+def gin_readout(H, b: GraphBatch, lib):
+    return GinReadout.apply(H, b, lib)

@@ -1,7 +1,8 @@
 """Datasets in one canonical form (see ``graph.Graph``).
 
-Names: ``cora``, ``citeseer``, ``pubmed`` (raw Planetoid files) and
-``synthetic[:key=value,...]`` (generated, no files).
+Names: ``cora``, ``citeseer``, ``pubmed`` (raw Planetoid files; node
+classification), ``mutag``, ``proteins``, ``enzymes`` (TU raw text files; graph
+classification, a ``GraphSet``) and ``synthetic[:key=value,...]`` (generated, no files).
 
 Data directory: ``--data-dir``, else ``$GNNBENCH_DATA``, else the user cache
 (``$XDG_CACHE_HOME/gnnbench`` or ``~/.cache/gnnbench``). Missing raw files are
@@ -14,14 +15,20 @@ import os
 from pathlib import Path
 
 from ..errors import DataError, UsageError
-from .graph import Graph, row_normalize
+from .graph import Graph, GraphSet, row_normalize
 
 PLANETOID = ("cora", "citeseer", "pubmed")
+TU_NAMES = ("mutag", "proteins", "enzymes")
 FAMILIES = ("synthetic",)
 
 
 def dataset_names() -> list[str]:
-    return [*PLANETOID, "synthetic:nodes=..,avg_degree=..,features=..,classes=..,seed=.."]
+    return [*PLANETOID, *TU_NAMES, "synthetic:nodes=..,avg_degree=..,features=..,classes=..,seed=.."]
+
+
+def dataset_task(name: str) -> str:
+    """'graph' for graph-classification sets, 'node' for the others."""
+    return "graph" if name.split(":", 1)[0].strip().lower() in TU_NAMES else "node"
 
 
 def cache_dir() -> Path:
@@ -43,7 +50,7 @@ def canonical_dataset_name(name: str) -> str:
     """Validate a dataset name and return its canonical spelling."""
     base, _, params = name.partition(":")
     base = base.strip().lower()
-    if base in PLANETOID:
+    if base in PLANETOID or base in TU_NAMES:
         if params:
             raise UsageError(f"dataset '{base}' takes no parameters")
         return base
@@ -53,9 +60,14 @@ def canonical_dataset_name(name: str) -> str:
     raise UsageError(f"unknown dataset '{name}'; valid datasets: {', '.join(dataset_names())}")
 
 
-def load_graph(name: str, data_dir=None, normalize_features: bool = False, download: bool = True) -> Graph:
-    """Load ``name`` in canonical form; row-normalise features when asked."""
+def load_graph(name: str, data_dir=None, normalize_features: bool = False, download: bool = True,
+               node_attributes: bool = False, fold: int = 0, num_folds: int = 10) -> Graph | GraphSet:
+    """Load ``name`` in canonical form; row-normalise features when asked. TU sets come back as
+    a ``GraphSet`` whose test set is fold ``fold`` of a seeded stratified ``num_folds``-fold split."""
     canon = canonical_dataset_name(name)
+    if canon in TU_NAMES:
+        from .tu import read_tu
+        return read_tu(locate(canon, data_dir, download), canon, node_attributes, fold, num_folds)
     if canon.startswith("synthetic"):
         from .synthetic import make_synthetic, parse_params
         graph = make_synthetic(parse_params(canon.partition(":")[2]))
@@ -70,13 +82,16 @@ def load_graph(name: str, data_dir=None, normalize_features: bool = False, downl
 
 def locate(name: str, data_dir=None, download: bool = True) -> Path:
     """The root folder holding ``name``'s raw files; downloads into the cache if needed."""
-    from .download import download_planetoid
-    from .planetoid import raw_paths
+    from .download import download_planetoid, download_tu
+    if name in TU_NAMES:
+        from .tu import raw_paths
+    else:
+        from .planetoid import raw_paths
     dirs = data_dirs(data_dir)
     for d in dirs:
         if all(p.exists() for p in raw_paths(d, name).values()):
             return d
     if not download:
         raise DataError(f"dataset '{name}' not found in {', '.join(map(str, dirs))}")
-    download_planetoid(name, dirs[-1])
+    (download_tu if name in TU_NAMES else download_planetoid)(name, dirs[-1])
     return dirs[-1]

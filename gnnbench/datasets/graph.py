@@ -75,3 +75,73 @@ def row_normalize(x: np.ndarray) -> np.ndarray:
     s = x.sum(axis=1, keepdims=True, dtype=np.float64)
     s[s == 0] = 1.0
     return (x / s).astype(np.float32)
+
+
+@dataclass
+class GraphSet:
+    """A graph-classification dataset: many small graphs, concatenated.
+
+    Graph ``g`` owns nodes ``node_ptr[g]:node_ptr[g+1]`` and edges
+    ``edge_ptr[g]:edge_ptr[g+1]``; ``edge_index`` holds global node ids and
+    follows ``Graph``'s rules (symmetric, de-duplicated, no self-loops, sorted).
+    ``folds[g]`` is graph g's fold in a seeded stratified k-fold split; fold
+    ``fold`` is the test set, the others the training set.
+    """
+
+    name: str
+    x: np.ndarray            # float32 [N, F]
+    y: np.ndarray            # int64 [G] graph labels 0..C-1
+    edge_index: np.ndarray   # int64 [2, E]
+    node_ptr: np.ndarray     # int64 [G + 1]
+    edge_ptr: np.ndarray     # int64 [G + 1]
+    folds: np.ndarray        # int64 [G]
+    fold: int
+    num_classes: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_graphs(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def train_idx(self) -> np.ndarray:
+        return np.flatnonzero(self.folds != self.fold)
+
+    @property
+    def test_idx(self) -> np.ndarray:
+        return np.flatnonzero(self.folds == self.fold)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for name in ("x", "y", "edge_index", "node_ptr", "folds"):
+            a = np.ascontiguousarray(getattr(self, name))
+            h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+            h.update(a.tobytes())
+        h.update(f"fold:{self.fold}".encode())
+        return "sha256:" + h.hexdigest()[:16]
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "graphs": self.num_graphs,
+            "nodes": self.num_nodes,
+            "edges": self.num_edges,
+            "features": self.num_features,
+            "classes": self.num_classes,
+            "train": int(self.train_idx.size),
+            "test": int(self.test_idx.size),
+            "fold": f"{self.fold}/{self.meta.get('num_folds')}",
+            "split_seed": self.meta.get("split_seed"),
+        }

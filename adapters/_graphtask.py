@@ -1,0 +1,130 @@
+"""The ``graph`` task (graph classification in mini-batches) for the torch-based adapters:
+the GIN pieces every torch library shares (its users write GIN's MLPs and classifier as plain
+``torch.nn`` modules), the canonical-weight mapping, and the per-batch training step.
+
+A library adapter supplies ``build_gin(gs, spec, mlps)`` (its model, fed its own batch),
+``collate(ids)`` (its own batching: PyG ``Batch``, ``dgl.batch``, native collation),
+``batch_y(batch)`` and ``batch_arrays(batch)`` (the batch as numpy, to check that every
+library saw the same graphs).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._torch import copy_, numpy_
+
+
+def gin_mlp(spec, din: int):
+    """Linear -> [BatchNorm] -> ReLU -> Linear -> ReLU (GIN's outer ReLU included); the first
+    Linear has no bias when batch norm follows (it would cancel it)."""
+    import torch.nn as nn
+    mods = [nn.Linear(din, spec.hidden, bias=not spec.batch_norm)]
+    if spec.batch_norm:
+        mods.append(nn.BatchNorm1d(spec.hidden))
+    mods += [nn.ReLU(), nn.Linear(spec.hidden, spec.hidden), nn.ReLU()]
+    return nn.Sequential(*mods)
+
+
+def gin_head(spec, num_classes: int):
+    import torch.nn as nn
+    return nn.Sequential(nn.Linear(spec.hidden, spec.hidden), nn.ReLU(), nn.Dropout(spec.dropout),
+                         nn.Linear(spec.hidden, num_classes))
+
+
+def _mlp_parts(spec, mlp):
+    lin1, lin2 = mlp[0], mlp[-2]
+    bn = mlp[1] if spec.batch_norm else None
+    return lin1, bn, lin2
+
+
+def load_gin(spec, mlps, head, w: dict) -> None:
+    for i, mlp in enumerate(mlps):
+        p = f"layers.{i}."
+        lin1, bn, lin2 = _mlp_parts(spec, mlp)
+        copy_(lin1.weight, w[p + "weight1"], transpose=True)
+        if bn is None:
+            copy_(lin1.bias, w[p + "bias1"])
+        else:
+            copy_(bn.weight, w[p + "bn_weight"])
+            copy_(bn.bias, w[p + "bn_bias"])
+        copy_(lin2.weight, w[p + "weight2"], transpose=True)
+        copy_(lin2.bias, w[p + "bias2"])
+    copy_(head[0].weight, w["head.weight1"], transpose=True)
+    copy_(head[0].bias, w["head.bias1"])
+    copy_(head[3].weight, w["head.weight2"], transpose=True)
+    copy_(head[3].bias, w["head.bias2"])
+
+
+def gin_parameters(spec, mlps, head) -> dict:
+    out = {}
+    for i, mlp in enumerate(mlps):
+        p = f"layers.{i}."
+        lin1, bn, lin2 = _mlp_parts(spec, mlp)
+        out[p + "weight1"] = numpy_(lin1.weight, True)
+        if bn is None:
+            out[p + "bias1"] = numpy_(lin1.bias)
+        else:
+            out[p + "bn_weight"] = numpy_(bn.weight)
+            out[p + "bn_bias"] = numpy_(bn.bias)
+        out[p + "weight2"] = numpy_(lin2.weight, True)
+        out[p + "bias2"] = numpy_(lin2.bias)
+    out["head.weight1"] = numpy_(head[0].weight, True)
+    out["head.bias1"] = numpy_(head[0].bias)
+    out["head.weight2"] = numpy_(head[3].weight, True)
+    out["head.bias2"] = numpy_(head[3].bias)
+    return out
+
+
+class GraphTaskMixin:
+    """Mini-batch graph classification on top of TorchAdapter (same optimiser, devices, sync)."""
+
+    def prepare_graphs(self, gs, spec, device, seed, weights):
+        import torch
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        self.device = torch.device(device)
+        self.spec = spec
+        self.gs = gs
+        if spec.name != "gin":
+            raise ValueError(f"{self.name} adapter has no graph-task model '{spec.name}'")
+        self.mlps = [gin_mlp(spec, gs.num_features if i == 0 else spec.hidden) for i in range(spec.layers)]
+        self.head = gin_head(spec, gs.num_classes)
+        self.model = self.build_gin(gs, spec, self.mlps, self.head)
+        self.model.to(self.device)
+        load_gin(spec, self.mlps, self.head, weights)
+        opt = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
+        self.optimizer = opt(self.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+        self._loss = None
+        self.all_batch = self.collate(np.arange(gs.num_graphs))     # evaluation only, not timed
+        self.test_batch = self.collate(gs.test_idx)                  # what infer() runs on
+        self.y_all = torch.from_numpy(gs.y).to(self.device)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def train_batch(self, batch) -> None:
+        import torch.nn.functional as F
+        self.model.train()
+        self.optimizer.zero_grad()
+        out = self.model(batch)
+        loss = F.cross_entropy(out, self.batch_y(batch))
+        loss.backward()
+        self.optimizer.step()
+        self._loss = loss
+
+    def _graph_logits(self, batch):
+        import torch
+        self.model.eval()
+        with torch.no_grad():
+            return self.model(batch)
+
+    def evaluate_graphs(self) -> dict[str, float]:
+        import torch
+        pred = self._graph_logits(self.all_batch).argmax(dim=1)
+        out = {}
+        for k, idx in (("train", self.gs.train_idx), ("test", self.gs.test_idx)):
+            i = torch.from_numpy(idx).to(self.device)
+            out[k] = float((pred[i] == self.y_all[i]).float().mean().cpu())
+        return out
+
+    def gin_params(self) -> dict:
+        return gin_parameters(self.spec, self.mlps, self.head)
