@@ -147,6 +147,7 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
             out.append(f"| {r['library']} | {model} | {med} | {_f(r['first_epoch_ms'], '{:.1f}')} | "
                        f"{_f(r['setup_s'], '{:.2f}')} | {_f(r['infer_ms'])} | {acc} | {mem} | {status} | {rel} |")
         out.append("")
+    out.extend(growth_section(records, table_rows))
     notes = sorted({(r["library"], n) for r in table_rows for n in r["notes"]})
     if notes:
         out.append("## Notes from the adapters")
@@ -161,6 +162,65 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
                   "fold of a stratified 10-fold split." if any(r.get("collate_ms") is not None for r in table_rows)
                   else ""))
     return "\n".join(out) + "\n"
+
+
+def growth_exponents(records: list[dict], table_rows: list[dict] | None = None) -> list[dict]:
+    """For each synthetic size sweep: per library and model, the least-squares slope of
+    log(median epoch time) and log(peak RSS) against log(edges) over the sizes that ran, and the
+    largest graph it handled (and what happened above it)."""
+    from .plots import edge_counts, sweeps
+    table_rows = rows(records) if table_rows is None else table_rows
+    edges = edge_counts(records)
+    out = []
+    for family, names in sweeps(records).items():
+        keys = sorted({(r["library"], r["model"], r["device"], r["variant"]) for r in table_rows if r["dataset"] in names})
+        for lib, model, device, var in keys:
+            pts = sorted((edges[r["dataset"]], r) for r in table_rows
+                         if r["dataset"] in names and r["dataset"] in edges and (r["library"], r["model"], r["device"],
+                                                                                 r["variant"]) == (lib, model, device, var))
+            ran = [(e, r) for e, r in pts if r["median_ms"] and r["status"] in ("ok", "accuracy_mismatch")]
+            failed = [(e, r["status"]) for e, r in pts if (e, r) not in ran]
+            out.append({"family": family, "library": lib, "model": model, "device": device, "variant": var,
+                        "sizes": len(ran),
+                        "time_exponent": _slope([(e, r["median_ms"]) for e, r in ran]),
+                        "memory_exponent": _slope([(e, r["peak_rss_mb"]) for e, r in ran if r["peak_rss_mb"]]),
+                        "largest_edges": ran[-1][0] if ran else None,
+                        "largest_ms": ran[-1][1]["median_ms"] if ran else None,
+                        "largest_mb": ran[-1][1]["peak_rss_mb"] if ran else None,
+                        "failed": failed})
+    return out
+
+
+def _slope(points):
+    import math
+    if len(points) < 2:
+        return None
+    xs = [math.log(x) for x, _ in points]
+    ys = [math.log(y) for _, y in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return None if sxx == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+
+
+def growth_section(records: list[dict], table_rows: list[dict]) -> list[str]:
+    growth = growth_exponents(records, table_rows)
+    if not growth:
+        return []
+    out = ["## Growth with graph size", "",
+           "Least-squares slope of log(median epoch time) and log(peak RSS) against log(edges) over the sizes "
+           "that ran (1.0 = linear in the edge count; memory includes the process's fixed import cost, so its "
+           "slope is low on small graphs).", "",
+           "| sweep | library | model | sizes | time exponent | memory exponent | largest graph handled | "
+           "its epoch ms / peak MB | larger sizes |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for g in sorted(growth, key=lambda g: (g["family"], g["model"], g["library"])):
+        fail = ", ".join(f"{st} at {e:,} edges" for e, st in g["failed"]) or "–"
+        model = g["model"] + (f" ({g['variant']})" if g["variant"] else "")
+        out.append(f"| {g['family']} | {g['library']} | {model} | {g['sizes']} | {_f(g['time_exponent'])} | "
+                   f"{_f(g['memory_exponent'])} | {_f(g['largest_edges'], '{:,}')} edges | "
+                   f"{_f(g['largest_ms'], '{:.1f}')} / {_f(g['largest_mb'], '{:.0f}')} | {fail} |")
+    out.append("")
+    return out
 
 
 def _short(text: str, n: int = 90) -> str:

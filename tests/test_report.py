@@ -51,3 +51,23 @@ def test_native_ratio_table_uses_fastest_ok_library():
     assert "| cora | cpu | gcn | 2.00 | spektral | 5.00 | 0.400 | met |" in text and ok
     text, ok = mod.table(records + [rec("tf", "gcn", 0, [3, 3], 0.81)])
     assert "0.667 | MISSED" in text and not ok
+
+
+def test_growth_exponents_fit_the_size_sweep():
+    from gnnbench.report import growth_exponents
+    recs = []
+    for nodes, status in ((1000, "ok"), (4000, "ok"), (16000, "ok"), (64000, "timeout")):
+        ds = f"synthetic:nodes={nodes},avg_degree=10,features=16,classes=4,seed=0,homophily=0.8"
+        for lib, power in (("a", 1.0), ("b", 1.5)):
+            e = nodes * 10
+            r = rec(lib, "gcn", 0, [1e-3 * e ** power] * 5, 0.5, status=status if lib == "b" else "ok", dataset=ds)
+            r["dataset"] = {"edges": e, "fingerprint": "x"}
+            r["memory"] = {"peak_rss_mb": 100 + 0.0 * e, "device_peak_mb": None}
+            if r["status"] == "timeout":
+                r.pop("times"), r.pop("accuracy")
+            recs.append(r)
+    g = {x["library"]: x for x in growth_exponents(recs)}
+    assert abs(g["a"]["time_exponent"] - 1.0) < 1e-9 and g["a"]["sizes"] == 4 and g["a"]["largest_edges"] == 640000
+    assert abs(g["b"]["time_exponent"] - 1.5) < 1e-9 and g["b"]["sizes"] == 3 and g["b"]["largest_edges"] == 160000
+    assert g["b"]["failed"] == [(640000, "timeout")] and abs(g["a"]["memory_exponent"]) < 1e-9
+    assert "| 1.50 |" in to_markdown(recs)
