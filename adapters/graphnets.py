@@ -33,6 +33,8 @@ import numpy as np
 
 from gnnbench.protocol import Adapter, Availability
 
+from ._tf_graphtask import TFGraphTaskMixin, assign
+
 _FEATURE_DROPOUT_SEED = 1000    # op-level seed of the input dropout of layer k: 1000 + k
 _ATTN_DROPOUT_SEED = 2000       # op-level seed of the attention dropout of layer k: 2000 + k
 
@@ -55,11 +57,11 @@ def _dist_version(name: str) -> str:
         return "unknown"
 
 
-class GraphNetsAdapter(Adapter):
+class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
     name = "graphnets"
     library = "graph-nets"
     install_hint = "pip install 'gnnbench[graphnets]'"
-    models = ("gcn", "gat", "sage")
+    models = ("gcn", "gat", "sage", "gin")
     devices = ("cpu",)
 
     def __init__(self):
@@ -97,6 +99,9 @@ class GraphNetsAdapter(Adapter):
 
     # ---- model ------------------------------------------------------------------
     def prepare(self, graph, spec, device, seed, weights):
+        if spec.task == "graph":
+            self._notes = [n for n in self._notes if n.startswith("thread")] + _gin_notes(spec)
+            return self.prepare_graphs(graph, spec, device, seed, weights)
         tf, snt, blocks, modules, utils_tf = _import()
         if spec.name not in self.models:
             raise ValueError(f"graphnets adapter has no model '{spec.name}'")
@@ -166,17 +171,71 @@ class GraphNetsAdapter(Adapter):
         return float(self._loss.numpy())
 
     def logits(self):
+        if self.spec.task == "graph":
+            return self.logits_graphs()
         return self._forward().numpy()
 
     def evaluate(self):
+        if self.spec.task == "graph":
+            return self.evaluate_graphs()
         pred = self.logits().argmax(axis=1)
         return {k: float((pred[m] == self.y[m]).mean()) for k, m in self.masks.items()}
 
     def infer(self):
+        if self.spec.task == "graph":
+            return self.infer_graphs()
         self._forward()
 
     def parameters(self):
+        if self.spec.task == "graph":
+            return self.model.canonical()
         return {name: read() for name, read in self.params.items()}
+
+    # ---- graph task: one data dict per graph, batched by utils_tf.data_dicts_to_graphs_tuple -----
+    def tf_module(self):
+        return _import()[0]
+
+    def build_gin(self, tf, gs, spec, weights, seed):
+        self.dicts = []
+        for g in range(gs.num_graphs):
+            n0 = int(gs.node_ptr[g])
+            e = (gs.edge_index[:, gs.edge_ptr[g]:gs.edge_ptr[g + 1]] - n0).astype(np.int32)
+            self.dicts.append({"nodes": gs.x[n0:gs.node_ptr[g + 1]], "senders": e[0], "receivers": e[1],
+                               "globals": None, "edges": None})
+        self.num_features = gs.num_features
+        return _graphnets_gin(spec, gs.num_classes, weights, seed)
+
+    def collate(self, ids):
+        tf, _, _, _, utils_tf = _import()
+        ids = np.asarray(ids)
+        g = utils_tf.data_dicts_to_graphs_tuple([self.dicts[k] for k in ids])
+        # zero-width edge/global features instead of None, as Graph Nets asks for a tf.function signature
+        g = utils_tf.set_zero_global_features(utils_tf.set_zero_edge_features(g, 0), 0)
+        return g, tf.constant(self.gs.y[ids], tf.int64)
+
+    def batch_y(self, batch):
+        return batch[1]
+
+    def batch_signature(self, tf):
+        from graph_nets import utils_tf
+        sample = self.collate(np.arange(min(2, len(self.dicts))))[0]
+        return (utils_tf.specs_from_graphs_tuple(sample, dynamic_num_graphs=True, dynamic_num_nodes=True,
+                                                 dynamic_num_edges=True), tf.TensorSpec([None], tf.int64))
+
+    def batch_arrays(self, batch) -> dict:
+        g = batch[0]
+        n_node = g.n_node.numpy()
+        return {"x": g.nodes.numpy(), "edge_index": np.stack([g.senders.numpy(), g.receivers.numpy()]).astype(np.int64),
+                "batch": np.repeat(np.arange(n_node.size), n_node)}
+
+    def make_optimizer(self, tf, spec):
+        _, snt, *_ = _import()
+        if spec.optimizer == "adam":
+            return snt.optimizers.Adam(learning_rate=spec.lr, beta1=0.9, beta2=0.999, epsilon=1e-8)
+        return snt.optimizers.SGD(learning_rate=spec.lr)
+
+    def apply_gradients(self, grads, variables):
+        self.optimizer.apply(grads, variables)
 
     def sync(self):
         pass
@@ -373,3 +432,101 @@ def _reader(variable, rows=None):
         a = variable.numpy()
         return np.ascontiguousarray(a if rows is None else a[rows])
     return read
+
+
+def _gin_notes(spec) -> list[str]:
+    return ["gin: EdgeBlock (sender nodes onto edges) + ReceivedEdgesToNodesAggregator(unsorted_segment_sum) "
+            "for the neighbour sum, snt.Linear MLP, NodesToGlobalsAggregator readout; batches made by "
+            "utils_tf.data_dicts_to_graphs_tuple from one data dict per graph",
+            "gin: batch norm is a small snt.Module with torch's semantics (running mean 0 / variance 1 at "
+            "start, momentum 0.1, unbiased running variance): snt.BatchNorm's moving averages are "
+            "zero-debiased EMAs created empty, so an eval pass before the first training step would divide "
+            "by sqrt(eps) instead of sqrt(1 + eps)"]
+
+
+def _graphnets_gin(spec, num_classes, weights, seed):
+    tf, snt, blocks, _, _ = _import()
+
+    class TorchBatchNorm(snt.Module):
+        """BatchNorm1d as torch defines it (see the note above)."""
+
+        def __init__(self, gamma, beta, name=None):
+            super().__init__(name=name)
+            self.scale = tf.Variable(np.asarray(gamma, np.float32), name="scale")
+            self.offset = tf.Variable(np.asarray(beta, np.float32), name="offset")
+            self.mean = tf.Variable(tf.zeros_like(self.scale), trainable=False, name="running_mean")
+            self.var = tf.Variable(tf.ones_like(self.scale), trainable=False, name="running_var")
+
+        def __call__(self, x, training):
+            if training:
+                mean, var = tf.nn.moments(x, axes=[0])
+                n = tf.cast(tf.shape(x)[0], x.dtype)
+                self.mean.assign(0.9 * self.mean + 0.1 * mean)
+                self.var.assign(0.9 * self.var + 0.1 * var * n / tf.maximum(n - 1.0, 1.0))
+            else:
+                mean, var = self.mean, self.var
+            return tf.nn.batch_normalization(x, mean, var, self.offset, self.scale, 1e-5)
+
+    def linear(w, b=None, name=None):
+        lin = snt.Linear(w.shape[1], with_bias=b is not None, name=name)
+        lin._initialize(tf.zeros([1, w.shape[0]]))       # create w (and b) now, then load the canonical ones
+        assign(lin.w, w)
+        if b is not None:
+            assign(lin.b, b)
+        return lin
+
+    class GINLayer(snt.Module):
+        def __init__(self, k):
+            super().__init__(name=f"gin_{k}")
+            p = f"layers.{k}."
+            self.p = p
+            self.lin1 = linear(weights[p + "weight1"], None if spec.batch_norm else weights[p + "bias1"], "lin1")
+            self.bn = TorchBatchNorm(weights[p + "bn_weight"], weights[p + "bn_bias"]) if spec.batch_norm else None
+            self.lin2 = linear(weights[p + "weight2"], weights[p + "bias2"], "lin2")
+            self.to_edges = blocks.EdgeBlock(edge_model_fn=lambda: tf.identity, use_edges=False,
+                                             use_receiver_nodes=False, use_sender_nodes=True, use_globals=False)
+            self.aggregate = blocks.ReceivedEdgesToNodesAggregator(tf.math.unsorted_segment_sum)
+
+        def __call__(self, graph, training):
+            z = (1.0 + spec.eps) * graph.nodes + self.aggregate(self.to_edges(graph))
+            u = self.lin1(z)
+            if self.bn is not None:
+                u = self.bn(u, training)
+            return tf.nn.relu(self.lin2(tf.nn.relu(u)))
+
+    class GIN(snt.Module):
+        def __init__(self):
+            super().__init__(name="graphnets_gin")
+            self.layers = [GINLayer(k) for k in range(spec.layers)]
+            reducer = tf.math.unsorted_segment_sum if spec.readout == "sum" else tf.math.unsorted_segment_mean
+            self.readout = blocks.NodesToGlobalsAggregator(reducer)
+            self.head1 = linear(weights["head.weight1"], weights["head.bias1"], "head1")
+            self.drop = snt.Dropout(spec.dropout, seed=_FEATURE_DROPOUT_SEED)
+            self.head2 = linear(weights["head.weight2"], weights["head.bias2"], "head2")
+
+        def __call__(self, batch, training):
+            graph = batch[0]
+            for layer in self.layers:
+                graph = graph.replace(nodes=layer(graph, training))
+            r = tf.nn.relu(self.head1(self.readout(graph)))
+            if spec.dropout > 0:
+                r = self.drop(r, is_training=training)
+            return self.head2(r)
+
+        def canonical(self) -> dict:
+            out = {}
+            for k, layer in enumerate(self.layers):
+                p = f"layers.{k}."
+                out[p + "weight1"] = layer.lin1.w.numpy()
+                if layer.bn is None:
+                    out[p + "bias1"] = layer.lin1.b.numpy()
+                else:
+                    out[p + "bn_weight"], out[p + "bn_bias"] = layer.bn.scale.numpy(), layer.bn.offset.numpy()
+                out[p + "weight2"], out[p + "bias2"] = layer.lin2.w.numpy(), layer.lin2.b.numpy()
+            out["head.weight1"], out["head.bias1"] = self.head1.w.numpy(), self.head1.b.numpy()
+            out["head.weight2"], out["head.bias2"] = self.head2.w.numpy(), self.head2.b.numpy()
+            return out
+
+    model = GIN()
+    model.train_vars = list(model.trainable_variables)
+    return model

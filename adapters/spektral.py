@@ -38,6 +38,8 @@ import numpy as np
 
 from gnnbench.protocol import Adapter, Availability
 
+from ._tf_graphtask import TFGraphTaskMixin, assign
+
 LEGACY_KERAS_ENV = {"TF_USE_LEGACY_KERAS": "1"}
 
 
@@ -53,11 +55,11 @@ def _uses_tf_keras(tf) -> bool:
     return type.__getattribute__(tf.keras.layers.Layer, "__module__").startswith("tf_keras")
 
 
-class SpektralAdapter(Adapter):
+class SpektralAdapter(TFGraphTaskMixin, Adapter):
     name = "spektral"
     library = "spektral"
     install_hint = "pip install 'gnnbench[spektral]'"
-    models = ("gcn", "gat", "sage")
+    models = ("gcn", "gat", "sage", "gin")
     devices = ("cpu",)
 
     def __init__(self):
@@ -109,6 +111,9 @@ class SpektralAdapter(Adapter):
             self._threads_note = f"could not set TensorFlow threads to {n}: {exc}"
 
     def prepare(self, graph, spec, device, seed, weights):
+        if spec.task == "graph":
+            self._notes = _gin_notes(spec)
+            return self.prepare_graphs(graph, spec, device, seed, weights)
         if device != "cpu":
             raise ValueError(f"spektral adapter supports only cpu, not '{device}'")
         tf = _import_tf()
@@ -261,6 +266,8 @@ class SpektralAdapter(Adapter):
             _assign(conv.bias, w[p + "bias"])
 
     def parameters(self) -> dict:
+        if self.spec.task == "graph":
+            return self.model.canonical()
         out = {}
         for k, conv in enumerate(self.layers_):
             p = f"layers.{k}."
@@ -307,14 +314,67 @@ class SpektralAdapter(Adapter):
         return float(self._loss.numpy())
 
     def evaluate(self) -> dict[str, float]:
+        if self.spec.task == "graph":
+            return self.evaluate_graphs()
         pred = self._eval().numpy().argmax(axis=1)
         return {k: float((pred[i] == self.y[i]).mean()) for k, i in self.idx.items()}
 
     def infer(self) -> None:
+        if self.spec.task == "graph":
+            return self.infer_graphs()
         self._eval()
 
     def logits(self):
+        if self.spec.task == "graph":
+            return self.logits_graphs()
         return self._eval().numpy()
+
+    # ---- graph task: disjoint mode, as Spektral's DisjointLoader.collate does it -----------
+    def tf_module(self):
+        return _import_tf()
+
+    def build_gin(self, tf, gs, spec, weights, seed):
+        import scipy.sparse as sp
+        self.x_list = [gs.x[gs.node_ptr[g]:gs.node_ptr[g + 1]] for g in range(gs.num_graphs)]
+        self.a_list = []
+        for g in range(gs.num_graphs):
+            n0, n = int(gs.node_ptr[g]), int(gs.node_ptr[g + 1] - gs.node_ptr[g])
+            e = gs.edge_index[:, gs.edge_ptr[g]:gs.edge_ptr[g + 1]] - n0
+            self.a_list.append(sp.csr_matrix((np.ones(e.shape[1], np.float32), (e[0], e[1])), shape=(n, n)))
+        self.num_features = gs.num_features
+        return _spektral_gin(tf, spec, gs.num_classes, weights, seed, self.collate(np.arange(min(4, gs.num_graphs))))
+
+    def collate(self, ids):
+        from spektral.data.utils import sp_matrices_to_sp_tensors, to_disjoint
+        tf = self._tf
+        x, a, i = to_disjoint([self.x_list[k] for k in ids], [self.a_list[k] for k in ids])
+        x, a, i = sp_matrices_to_sp_tensors((x, a, i))
+        return (tf.convert_to_tensor(x, tf.float32), a, tf.convert_to_tensor(i, tf.int64),
+                tf.constant(self.gs.y[np.asarray(ids)], tf.int64))
+
+    def batch_y(self, batch):
+        return batch[3]
+
+    def batch_signature(self, tf):
+        return (tf.TensorSpec([None, self.num_features], tf.float32), tf.SparseTensorSpec([None, None], tf.float32),
+                tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64))
+
+    def batch_arrays(self, batch) -> dict:
+        x, a, i, _ = batch
+        idx = a.indices.numpy().T          # rows (targets), cols (sources) of the symmetric adjacency
+        return {"x": x.numpy(), "edge_index": idx[::-1].astype(np.int64), "batch": i.numpy()}
+
+    def make_optimizer(self, tf, spec):
+        if spec.optimizer == "adam":
+            opt = tf.keras.optimizers.Adam(learning_rate=spec.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                                           adaptive_epsilon=True)
+        else:
+            opt = tf.keras.optimizers.SGD(learning_rate=spec.lr)
+        opt.build(self.variables)
+        return opt
+
+    def apply_gradients(self, grads, variables):
+        self.optimizer.apply_gradients(zip(grads, variables))
 
 
 def _sub_seed(seed: int, kind: int, layer: int) -> int:
@@ -373,3 +433,86 @@ def _gat_with_slope(slope: float):
             return output, attn
 
     return SlopeGATConv
+
+
+def _gin_notes(spec) -> list[str]:
+    return ["TensorFlow with tf_keras (TF_USE_LEGACY_KERAS=1); Spektral 1.3 does not run on Keras 3",
+            "gin: Spektral's GINConv (its sum propagate) with the spec's MLP: Spektral's own MLP is "
+            "Dense+ReLU -> BatchNorm -> Dense, so build()/call() are overridden to Dense (no bias) -> "
+            "BatchNorm -> ReLU -> Dense -> ReLU; GlobalSumPool/GlobalAvgPool readout; batches collated as "
+            "DisjointLoader.collate does (to_disjoint + sp_matrices_to_sp_tensors)",
+            "gin: Keras BatchNormalization(momentum=0.9, epsilon=1e-5) = torch's momentum 0.1 and eps; Keras "
+            "updates the moving variance with the biased batch variance (torch: unbiased), which only "
+            "touches eval-mode outputs after training"]
+
+
+def _spektral_gin(tf, spec, num_classes, weights, seed, sample):
+    """GIN from Spektral layers; ``model(batch, training)`` on a disjoint batch (x, a, i, y)."""
+    from spektral.layers import GINConv, GlobalAvgPool, GlobalSumPool
+    from tensorflow.keras.layers import BatchNormalization, Dense, Dropout
+
+    class SpecGINConv(GINConv):
+        def build(self, input_shape):
+            self.dense1 = Dense(self.channels, use_bias=not self.mlp_batchnorm)
+            self.bn = BatchNormalization(momentum=0.9, epsilon=1e-5) if self.mlp_batchnorm else None
+            self.dense2 = Dense(self.channels, activation="relu")
+            self.eps = tf.cast(self.epsilon, self.dtype)
+            self.one = tf.cast(1, self.dtype)
+            self.built = True
+
+        def call(self, inputs, training=None):
+            x, a, _ = self.get_inputs(inputs)
+            u = self.dense1((self.one + self.eps) * x + self.propagate(x, a))
+            if self.bn is not None:
+                u = self.bn(u, training=training)
+            return self.dense2(tf.nn.relu(u))
+
+    convs = [SpecGINConv(spec.hidden, epsilon=spec.eps, mlp_batchnorm=spec.batch_norm, aggregate="sum")
+             for _ in range(spec.layers)]
+    pool = GlobalSumPool() if spec.readout == "sum" else GlobalAvgPool()
+    head1 = Dense(spec.hidden, activation="relu")
+    drop = Dropout(spec.dropout, seed=_sub_seed(seed, 3, 0), rng_type="stateful")
+    head2 = Dense(num_classes)
+
+    class Model:
+        def __call__(self, batch, training):
+            x, a, i, _ = batch
+            h = x
+            for conv in convs:
+                h = conv([h, a], training=training)
+            r = head1(pool([h, i]))
+            return head2(drop(r, training=training))
+
+        def canonical(self) -> dict:
+            out = {}
+            for k, c in enumerate(convs):
+                p = f"layers.{k}."
+                out[p + "weight1"] = c.dense1.kernel.numpy()
+                if c.bn is None:
+                    out[p + "bias1"] = c.dense1.bias.numpy()
+                else:
+                    out[p + "bn_weight"], out[p + "bn_bias"] = c.bn.gamma.numpy(), c.bn.beta.numpy()
+                out[p + "weight2"], out[p + "bias2"] = c.dense2.kernel.numpy(), c.dense2.bias.numpy()
+            out["head.weight1"], out["head.bias1"] = head1.kernel.numpy(), head1.bias.numpy()
+            out["head.weight2"], out["head.bias2"] = head2.kernel.numpy(), head2.bias.numpy()
+            return out
+
+    model = Model()
+    model(sample, False)                   # builds every layer
+    drop._random_generator._maybe_init()   # the seeded generator is created here, not in the step
+    for k, c in enumerate(convs):
+        p = f"layers.{k}."
+        assign(c.dense1.kernel, weights[p + "weight1"])
+        if c.bn is None:
+            assign(c.dense1.bias, weights[p + "bias1"])
+        else:
+            assign(c.bn.gamma, weights[p + "bn_weight"])
+            assign(c.bn.beta, weights[p + "bn_bias"])
+        assign(c.dense2.kernel, weights[p + "weight2"])
+        assign(c.dense2.bias, weights[p + "bias2"])
+    assign(head1.kernel, weights["head.weight1"])
+    assign(head1.bias, weights["head.bias1"])
+    assign(head2.kernel, weights["head.weight2"])
+    assign(head2.bias, weights["head.bias2"])
+    model.train_vars = [v for layer in (*convs, head1, head2) for v in layer.trainable_variables]
+    return model

@@ -9,7 +9,7 @@ from gnnbench.config import Suite, expand
 from gnnbench.errors import UsageError
 from gnnbench.results import read_records
 
-TORCH_LIBS = ["pyg", "dgl", "native"]
+LIBS = ["pyg", "dgl", "native", "spektral", "graphnets"]
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +22,15 @@ def _adapter(lib, monkeypatch):
     from gnnbench.adapters import adapter_class
     if lib == "dgl":
         monkeypatch.setenv("DGLBACKEND", "pytorch")
+    if lib in ("spektral", "graphnets"):
+        monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
     a = adapter_class(lib)()
     assert a.available().ok
     a.set_threads(1)     # as `gnnbench verify` runs graph-task cells (see its footnote)
     return a
 
 
-@pytest.mark.parametrize("lib", TORCH_LIBS)
+@pytest.mark.parametrize("lib", LIBS)
 def test_gin_verify(lib, mutag, monkeypatch):
     from gnnbench.specs import get_spec
     from gnnbench.verify import check
@@ -37,7 +39,7 @@ def test_gin_verify(lib, mutag, monkeypatch):
     assert res["batch_matches"] and res["logits_max_abs_diff"] < 1e-4 and res["params_max_abs_diff"] < 1e-4
 
 
-@pytest.mark.parametrize("lib", TORCH_LIBS)
+@pytest.mark.parametrize("lib", LIBS)
 def test_every_library_batches_the_same_graphs(lib, mutag, monkeypatch):
     from gnnbench.specs import get_spec
     from gnnbench.weights import init_weights
@@ -52,12 +54,11 @@ def test_every_library_batches_the_same_graphs(lib, mutag, monkeypatch):
 
 def test_short_graph_run_records_collation(tmp_path, data_dir):
     out = tmp_path / "g.jsonl"
-    p = run_cli("run", "--libs", "pyg,dgl,native,spektral", "--models", "gin", "--datasets", "mutag",
+    p = run_cli("run", "--libs", ",".join(LIBS), "--models", "gin", "--datasets", "mutag",
                 "--epochs", "3", "--warmup", "1", "--threads", "1", "--data-dir", data_dir, "--out", out)
     assert p.returncode == 0, p.stderr
     recs = {r["cell"]["library"]: r for r in read_records(out)}
-    assert recs["spektral"]["status"] == "skipped" and "does not implement model 'gin'" in recs["spektral"]["error"]
-    for lib in TORCH_LIBS:
+    for lib in LIBS:
         r = recs[lib]
         assert r["status"] in ("ok", "accuracy_mismatch"), r.get("error")
         t = r["times"]
@@ -65,7 +66,7 @@ def test_short_graph_run_records_collation(tmp_path, data_dir):
         assert all(0 < c < e for c, e in zip(t["collate_ms"], t["epoch_ms"]))
         assert r["dataset"]["graphs"] == 188 and r["dataset"]["test"] == 19
         assert r["spec"]["task"] == "graph" and set(r["accuracy"]) == {"train", "test"}
-    assert len({recs[lib]["dataset"]["fingerprint"] for lib in TORCH_LIBS}) == 1
+    assert len({recs[lib]["dataset"]["fingerprint"] for lib in LIBS}) == 1
     assert "(collate " in (tmp_path / "g.md").read_text()
 
 
