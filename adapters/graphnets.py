@@ -89,6 +89,11 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
     def notes(self):
         return list(self._notes)
 
+    def unsupported(self, model: str) -> str | None:
+        if model == "sage-sampled":
+            return f"{self.name}: the library has no neighbour sampler (not supported)"
+        return super().unsupported(model)
+
     def set_threads(self, n: int) -> None:
         tf, *_ = _import()
         try:

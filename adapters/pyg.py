@@ -20,6 +20,16 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
             return Availability(False, reason=f"{type(exc).__name__}: {exc}", install_hint=self.install_hint)
         return Availability(True, torch_geometric.__version__)
 
+    def unsupported(self, model: str) -> str | None:
+        if model == "sage-sampled":
+            import torch_geometric.typing as t
+            if not (t.WITH_PYG_LIB or t.WITH_TORCH_SPARSE):
+                return ("pyg: NeighborLoader needs pyg-lib or torch-sparse, and neither is installed (pyg-lib "
+                        "publishes its wheels on data.pyg.org, not PyPI; torch-sparse on PyPI is a source package); "
+                        "gnnbench's PyG sampled-training path is not written yet either")
+            return "pyg: gnnbench's PyG sampled-training path (NeighborLoader) is not written yet"
+        return super().unsupported(model)
+
     def versions(self):
         import torch_geometric
         return {"torch_geometric": torch_geometric.__version__, **self.torch_versions()}

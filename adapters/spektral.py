@@ -102,6 +102,11 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
             out.append(self._threads_note)
         return out
 
+    def unsupported(self, model: str) -> str | None:
+        if model == "sage-sampled":
+            return f"{self.name}: the library has no neighbour sampler (not supported)"
+        return super().unsupported(model)
+
     def set_threads(self, n: int) -> None:
         tf = _import_tf()
         try:

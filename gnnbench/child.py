@@ -15,6 +15,8 @@ import sys
 import time
 import traceback
 
+import numpy as np
+
 from .results import SCHEMA_VERSION
 
 
@@ -57,8 +59,9 @@ def run(job: dict) -> dict:
         if not ok:
             out.update(status="skipped", error=why)
             return out
-    if cell["model"] not in adapter.models:
-        out.update(status="skipped", error=f"{cell['library']} does not implement model '{cell['model']}'")
+    why = adapter.unsupported(cell["model"])
+    if why:
+        out.update(status="skipped", error=why)
         return out
 
     adapter.set_threads(cfg["threads"])
@@ -78,12 +81,14 @@ def run(job: dict) -> dict:
     out["params"] = adapter.num_parameters()
 
     sync = adapter.sync
-    collate_ms = None
-    if spec.task == "graph":
-        warm, _ = _graph_epochs(adapter, graph, spec, cell["seed"], 0, cfg["warmup"])
+    batching_ms = batch_stats = None
+    if spec.task in ("graph", "sampled"):    # mini-batches: graphs, or seed nodes to sample around
+        train_ids = graph.train_idx if spec.task == "graph" else np.flatnonzero(graph.train_mask)
+        warm, _, _ = _batched_epochs(adapter, train_ids, spec, cell["seed"], 0, cfg["warmup"])
         gc.collect()
-        epochs, collate = _graph_epochs(adapter, graph, spec, cell["seed"], cfg["warmup"], cfg["epochs"])
-        collate_ms = [t / 1e6 for t in collate]
+        epochs, batching, batch_stats = _batched_epochs(adapter, train_ids, spec, cell["seed"], cfg["warmup"],
+                                                        cfg["epochs"], stats=spec.task == "sampled")
+        batching_ms = [t / 1e6 for t in batching]
     else:
         step = adapter.train_step
         warm = [_timed(step, sync) for _ in range(cfg["warmup"])]
@@ -106,10 +111,15 @@ def run(job: dict) -> dict:
         "infer_ms": [round(t / 1e6, 4) for t in infer],
         "infer_median_ms": summarize([t / 1e6 for t in infer])["median"],
     }
-    if collate_ms is not None:   # graph task: the library's batching, inside each epoch and also alone
-        out["times"]["collate_ms"] = [round(t, 4) for t in collate_ms]
-        out["times"]["collate_median_ms"] = summarize(collate_ms)["median"]
-        out["times"]["batches_per_epoch"] = -(-graph.train_idx.size // spec.batch_size)
+    if batching_ms is not None:   # the library's batching (collation / sampling): inside each epoch, and alone
+        what = "collate" if spec.task == "graph" else "sample"
+        out["times"][f"{what}_ms"] = [round(t, 4) for t in batching_ms]
+        out["times"][f"{what}_median_ms"] = summarize(batching_ms)["median"]
+        out["times"]["batches_per_epoch"] = -(-len(train_ids) // spec.batch_size)
+    if batch_stats:               # what each library sampled: differences are visible, not hidden
+        keys = sorted(batch_stats[0])
+        out["sampled"] = {f"{k}_per_batch_mean": float(np.mean([b[k] for b in batch_stats])) for k in keys}
+        out["sampled"]["batches"] = len(batch_stats)
     out["accuracy"] = acc
     ref = reference(cell["model"], graph.name)
     check = in_band(cell["model"], graph.name, acc.get("test"))
@@ -128,26 +138,34 @@ def _load(cell: dict, spec, job: dict):
     return load_graph(cell["dataset"], job.get("data_dir"), normalize_features=spec.normalize_features)
 
 
-def _graph_epochs(adapter, gs, spec, seed: int, first: int, count: int) -> tuple[list[int], list[int]]:
-    """``count`` epochs of mini-batches (epoch numbers ``first``...): per epoch the total time and
-    the part spent in the library's collation. The batch order is drawn before the clock starts."""
+def _batched_epochs(adapter, train_ids, spec, seed: int, first: int, count: int, stats: bool = False):
+    """``count`` mini-batch epochs (epoch numbers ``first``...). Per epoch: the time of all
+    ``collate(ids); sync()`` (the library's batching: graph collation, or neighbour sampling with
+    the feature gather) plus all ``train_batch(batch); sync()``, and the batching part alone.
+    The batch order is drawn from (seed, epoch) before the clock starts; the sampled sizes
+    (``batch_stats``) are read between the timed intervals."""
     from .batching import epoch_batches
-    totals, collates = [], []
+    totals, batching, all_stats = [], [], []
     sync, collate, train = adapter.sync, adapter.collate, adapter.train_batch
+    clock = time.perf_counter_ns
     for e in range(first, first + count):
-        batches = epoch_batches(gs.train_idx, spec.batch_size, seed, e)
-        coll = 0
-        t0 = time.perf_counter_ns()
+        batches = epoch_batches(train_ids, spec.batch_size, seed, e)
+        coll = work = 0
         for ids in batches:
-            c0 = time.perf_counter_ns()
+            t0 = clock()
             b = collate(ids)
             sync()
-            coll += time.perf_counter_ns() - c0
+            t1 = clock()
             train(b)
-        sync()
-        totals.append(time.perf_counter_ns() - t0)
-        collates.append(coll)
-    return totals, collates
+            sync()
+            t2 = clock()
+            coll += t1 - t0
+            work += t2 - t1
+            if stats:
+                all_stats.append(adapter.batch_stats(b))
+        totals.append(coll + work)
+        batching.append(coll)
+    return totals, batching, all_stats
 
 
 ML_MODULES = ("torch", "tensorflow", "dgl", "torch_geometric", "spektral", "graph_nets", "sonnet")
@@ -192,8 +210,9 @@ def run_verify(job: dict) -> dict:
     if not avail.ok:
         return {"status": "skipped", "error": f"{cell['library']} unavailable: {avail.reason}"
                 + (f"; install with: {avail.install_hint}" if avail.install_hint else "")}
-    if cell["model"] not in adapter.models:
-        return {"status": "skipped", "error": f"{cell['library']} does not implement model '{cell['model']}'"}
+    why = adapter.unsupported(cell["model"])
+    if why:
+        return {"status": "skipped", "error": why}
     if cell["device"].startswith("cuda"):
         ok, why = _cuda_available()
         if not ok:

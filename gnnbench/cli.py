@@ -259,7 +259,8 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
         if "logits_max_abs_diff" in res:
             scale = res.get("logits_scale", 1.0)
             cols = (f"{res['logits_max_abs_diff']:.2e}" + (f" (of {scale:.0f})" if scale > 1 else ""),
-                    f"{res['loss_rel_diff']:.2e}", f"{res['params_max_abs_diff']:.2e}")
+                    "–" if res["loss_rel_diff"] is None else f"{res['loss_rel_diff']:.2e}",
+                    "–" if res["params_max_abs_diff"] is None else f"{res['params_max_abs_diff']:.2e}")
         else:
             cols = ("–", "–", "–")
         result = res["status"] if res["status"] == "passed" else f"{res['status']} {res.get('error', '').strip().splitlines()[-1] if res.get('error') else ''}".strip()

@@ -155,6 +155,12 @@ def _number(value, key, path, kind):
     return v
 
 
+def _kind(task: str) -> str:
+    """Which datasets a model task runs on: graph classification sets, or node-level graphs
+    (full-batch and neighbour-sampled node classification alike)."""
+    return "graph" if task == "graph" else "node"
+
+
 def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
     """Validate every name and expand the suite into cells x seeds."""
     from gnnbench.adapters import adapter_names
@@ -178,7 +184,7 @@ def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
             raise UsageError(f"overrides for unknown model '{m}'; valid models: {', '.join(model_names())}")
     datasets = [canonical_dataset_name(d) for d in suite.datasets]
     for model in suite.models:   # a model runs on the datasets of its task (node or graph classification)
-        task = get_spec(model).task
+        task = _kind(get_spec(model).task)
         if not any(dataset_task(d) == task for d in datasets):
             raise UsageError(f"model '{model}' is for {task} classification, but none of the datasets "
                              f"({', '.join(datasets)}) is; e.g. "
@@ -187,7 +193,7 @@ def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
     for dataset in datasets:
         for device in suite.devices:
             for model in suite.models:
-                if get_spec(model).task != dataset_task(dataset):
+                if _kind(get_spec(model).task) != dataset_task(dataset):
                     continue
                 overrides = {**suite.overrides.get(model, {}), **(cli_overrides or {})}
                 spec = dataclasses.asdict(get_spec(model, dataset, overrides))

@@ -10,6 +10,12 @@ The child process calls, in order::
     adapter.infer(); adapter.sync()             # timed
     adapter.peak_memory()                       # device peak bytes (CUDA) or None
 
+Mini-batch tasks (``spec.task`` 'graph': graph classification; 'sampled': neighbour-sampled
+node classification) replace ``train_step`` by, per batch of ids the harness chose,
+``batch = adapter.collate(ids)`` (the library's own batching: collating graphs, or sampling
+neighbourhoods and gathering features; timed separately too) and ``adapter.train_batch(batch)``;
+``batch_arrays(batch)`` (graph) / ``batch_stats(batch)`` (sampled) describe what was batched.
+
 Everything library-specific is imported inside these methods, so importing an
 adapter module is free of ML libraries.
 
@@ -60,6 +66,10 @@ class Adapter:
 
     def set_threads(self, n: int) -> None:
         pass
+
+    def unsupported(self, model: str) -> str | None:
+        """Why this adapter cannot run ``model`` (the cell is then ``skipped`` with it), or None."""
+        return None if model in self.models else f"{self.name} does not implement model '{model}'"
 
     def prepare(self, graph, spec, device: str, seed: int, weights: dict) -> None:
         raise NotImplementedError

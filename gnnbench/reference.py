@@ -55,7 +55,7 @@ def forward(spec, weights: dict, x: np.ndarray, edge_index: np.ndarray) -> np.nd
             h = _scatter_sum(hw[src] * nw[:, None], dst, n) + w[p + "bias"]
             if not last:
                 h = np.maximum(h, 0)
-        elif spec.name == "sage":
+        elif spec.name in ("sage", "sage-sampled"):
             src, dst = edge_index
             deg = np.bincount(dst, minlength=n).astype(np.float64)
             agg = _scatter_sum(h[src], dst, n) / np.maximum(deg, 1)[:, None]
@@ -113,7 +113,7 @@ def train_step(spec, weights: dict, graph, optimizer: str = "adam") -> tuple[flo
             h = h + params[p + "bias"]
             if not last:
                 h = torch.relu(h)
-        elif spec.name == "sage":
+        elif spec.name in ("sage", "sage-sampled"):
             src, dst = ei
             deg = torch.bincount(dst, minlength=n).double().clamp(min=1)
             agg = torch.zeros(n, h.shape[1], dtype=torch.float64).index_add(0, dst, h[src]) / deg[:, None]

@@ -47,6 +47,9 @@ def rows(records: list[dict]) -> list[dict]:
             "setup_s": _median([r["times"]["setup_s"] for r in ok]),
             "infer_ms": _median([r["times"]["infer_median_ms"] for r in ok]),
             "collate_ms": _median([r["times"]["collate_median_ms"] for r in ok if "collate_median_ms" in r["times"]]),
+            "sample_ms": _median([r["times"]["sample_median_ms"] for r in ok if "sample_median_ms" in r["times"]]),
+            "sampled_nodes": _median([r["sampled"]["input_nodes_per_batch_mean"] for r in ok if r.get("sampled")]),
+            "sampled_edges": _median([r["sampled"]["edges_per_batch_mean"] for r in ok if r.get("sampled")]),
             "test_acc_mean": acc_mean, "test_acc_std": acc_std,
             "reference_acc": (reference(model, dataset) or {}).get("test"),
             "peak_rss_mb": max(mem) if mem else None,
@@ -138,6 +141,8 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
                 f"{r['median_ms']:.2f} [{r['p25_ms']:.2f}–{r['p75_ms']:.2f}]"
             if r.get("collate_ms") is not None:    # graph task: the part of the epoch spent batching
                 med += f" (collate {r['collate_ms']:.2f})"
+            if r.get("sample_ms") is not None:     # sampled task: the part spent sampling, and what was sampled
+                med += f" (sample {r['sample_ms']:.2f}; per batch {r['sampled_nodes']:.0f} nodes, {r['sampled_edges']:.0f} edges)"
             mem = _f(r["peak_rss_mb"], "{:.0f}")
             if r["device_peak_mb"]:
                 mem += f" (dev {r['device_peak_mb']:.0f})"
@@ -160,7 +165,11 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
                + (" Graph classification: an epoch is every training batch, each library's own collation "
                   "included; `collate` is the median per-epoch part of it spent batching; the test set is one "
                   "fold of a stratified 10-fold split." if any(r.get("collate_ms") is not None for r in table_rows)
-                  else ""))
+                  else "")
+               + (" Neighbour-sampled rows: an epoch is every training batch, the library's own sampling and "
+                  "feature gather included; `sample` is the median per-epoch part of it spent sampling, then the "
+                  "mean input nodes and block edges each batch sampled; accuracy from full-graph inference."
+                  if any(r.get("sample_ms") is not None for r in table_rows) else ""))
     return "\n".join(out) + "\n"
 
 
@@ -229,7 +238,7 @@ def _short(text: str, n: int = 90) -> str:
 
 
 CSV_FIELDS = ("dataset", "device", "library", "model", "variant", "seeds", "status", "median_ms", "p25_ms", "p75_ms",
-              "epochs", "first_epoch_ms", "setup_s", "infer_ms", "collate_ms", "test_acc_mean", "test_acc_std",
+              "epochs", "first_epoch_ms", "setup_s", "infer_ms", "collate_ms", "sample_ms", "sampled_nodes", "sampled_edges", "test_acc_mean", "test_acc_std",
               "reference_acc", "peak_rss_mb", "device_peak_mb", "params", "version", "relative", "fingerprint",
               "error")
 

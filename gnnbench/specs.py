@@ -81,7 +81,24 @@ class GINSpec(ModelSpec):
     num_folds: int = 10
 
 
-MODELS: dict[str, type[ModelSpec]] = {"gcn": GCNSpec, "gat": GATSpec, "sage": SAGESpec, "gin": GINSpec}
+@dataclass
+class SampledSAGESpec(SAGESpec):
+    """GraphSAGE trained on neighbour-sampled mini-batches (Hamilton et al., 2017): each batch of
+    ``batch_size`` training nodes (the order drawn by the harness from the seed) gets a sampled
+    computation graph, ``fanouts`` neighbours per node and layer, input layer first (DGL's
+    order: "10,25" samples 25 neighbours of each seed, then 10 of each of those). Evaluation
+    and ``infer`` use every neighbour (full-graph inference), so they are comparable across
+    libraries whatever each one sampled."""
+    name: str = "sage-sampled"
+    task: str = "sampled"
+    hidden: int = 64
+    fanouts: str = "10,25"
+    batch_size: int = 1024
+    normalize_features: bool = False
+
+
+MODELS: dict[str, type[ModelSpec]] = {"gcn": GCNSpec, "gat": GATSpec, "sage": SAGESpec, "gin": GINSpec,
+                                      "sage-sampled": SampledSAGESpec}
 CHOICES = {"readout": ("sum", "mean"), "norm_policy": ("cached", "recompute"), "optimizer": ("adam", "sgd")}
 
 # Dataset-specific defaults from the original papers (GAT on PubMed: 8 output
@@ -119,7 +136,21 @@ def override(spec: ModelSpec, overrides: dict) -> ModelSpec:
             raise UsageError(f"bad value {v!r} for {spec.name}.{k}; valid: {', '.join(CHOICES[k])}")
         if k == "task":
             raise UsageError(f"{spec.name}.task is fixed by the model ({getattr(spec, k)})")
-    return dataclasses.replace(spec, **values)
+    out = dataclasses.replace(spec, **values)
+    if hasattr(out, "fanouts"):
+        try:
+            fan = fanouts(out)
+        except ValueError:
+            raise UsageError(f"bad fanouts {out.fanouts!r}: expected comma-separated positive integers") from None
+        if len(fan) != out.layers or min(fan) < 1:
+            raise UsageError(f"{out.name}: fanouts {out.fanouts!r} must give one positive count per layer "
+                             f"(layers={out.layers})")
+    return out
+
+
+def fanouts(spec) -> list[int]:
+    """Neighbours sampled per layer, input layer first."""
+    return [int(v) for v in str(spec.fanouts).split(",") if v.strip()]
 
 
 def _coerce(model: str, key: str, current, value):

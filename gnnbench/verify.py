@@ -41,6 +41,12 @@ def check(adapter, spec, graph, device: str = "cpu", seed: int = 0) -> dict:
         return check_graphs(adapter, spec, graph, device, seed)
     weights = init_weights(spec, graph.num_features, graph.num_classes, seed)
     ref_logits = reference.forward(spec, weights, graph.x, graph.edge_index)
+    if spec.task == "sampled":
+        # each library samples with its own generator, so only the full-graph model is compared
+        adapter.prepare(graph, spec, device, seed, weights)
+        diff = float(np.abs(np.asarray(adapter.logits(), np.float64) - ref_logits).max())
+        return {"logits_max_abs_diff": diff, "loss_rel_diff": None, "params_max_abs_diff": None,
+                "passed": diff <= LOGITS_ATOL, "note": "sampled: full-graph logits only (samples differ by library)"}
     ref_loss, ref_params = reference.train_step(spec, weights, graph, spec.optimizer)
 
     adapter.prepare(graph, spec, device, seed, weights)

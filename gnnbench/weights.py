@@ -61,7 +61,7 @@ def init_weights(spec, in_dim: int, num_classes: int, seed: int) -> dict[str, np
             w[p + "att_src"] = glorot(rng, h, dout, (h, dout))
             w[p + "att_dst"] = glorot(rng, h, dout, (h, dout))
             w[p + "bias"] = np.zeros(dout if last else h * dout, np.float32)
-        elif spec.name == "sage":
+        elif spec.name in ("sage", "sage-sampled"):
             w[p + "weight_neigh"] = glorot(rng, din, dout, (din, dout))
             w[p + "weight_root"] = glorot(rng, din, dout, (din, dout))
             w[p + "bias"] = np.zeros(dout, np.float32)

@@ -51,7 +51,7 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
     name = "dgl"
     library = "dgl"
     install_hint = "pip install 'gnnbench[dgl]'"
-    models = ("gcn", "gat", "sage", "gin")
+    models = ("gcn", "gat", "sage", "gin", "sage-sampled")
 
     def __init__(self):
         self._stubbed: bool | None = None
@@ -96,7 +96,61 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
     def prepare(self, graph, spec, device, seed, weights):
         dgl = self._dgl()
         dgl.seed(seed)
+        if spec.task == "sampled":
+            return self._prepare_sampled(dgl, graph, spec, device, seed, weights)
         super().prepare(graph, spec, device, seed, weights)
+
+    # ---- neighbour-sampled SAGE: dgl.dataloading.NeighborSampler's sample_blocks on the harness's
+    # seed nodes (what DGL's DataLoader calls per batch), SAGEConv('mean') on the blocks
+    def _prepare_sampled(self, dgl, graph, spec, device, seed, weights):
+        import torch
+        from dgl.nn.pytorch import SAGEConv
+
+        from gnnbench.specs import fanouts
+        from gnnbench.weights import layer_dims
+        torch.manual_seed(seed)
+        self.device = torch.device(device)
+        self.spec = spec
+        ei = torch.from_numpy(graph.edge_index)
+        self.g = dgl.graph((ei[0], ei[1]), num_nodes=graph.num_nodes)
+        self.g_dev = self.g.to(self.device)
+        self.x = torch.from_numpy(graph.x)
+        self.y = torch.from_numpy(graph.y).to(self.device)
+        self.convs = [SAGEConv(i, o, "mean") for i, o in layer_dims(spec, graph.num_features, graph.num_classes)]
+        self.model = torch.nn.ModuleList(self.convs).to(self.device)
+        self.load_weights(weights)
+        self.sampler = dgl.dataloading.NeighborSampler(fanouts(spec))
+        opt = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
+        self.optimizer = opt(self.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+        self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(self.device) for k, m in
+                    (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
+        self._loss = None
+        self._policy_note = ("sage-sampled: dgl.dataloading.NeighborSampler(fanouts).sample_blocks on the "
+                             "harness's seed nodes (what DGL's DataLoader calls per batch), features gathered per "
+                             "batch; evaluation on the full graph")
+
+    def _sage_forward(self, graphs, h, training: bool):
+        import torch.nn.functional as F
+        last = len(self.convs) - 1
+        for k, (conv, blk) in enumerate(zip(self.convs, graphs)):
+            h = F.dropout(h, p=self.spec.dropout, training=training)
+            h = conv(blk, h)
+            if k < last:
+                h = F.relu(h)
+        return h
+
+    def _eval_logits(self):
+        if self.spec.task != "sampled":
+            return super()._eval_logits()
+        import torch
+        self.model.eval()
+        with torch.no_grad():
+            return self._sage_forward([self.g_dev] * len(self.convs), self.x.to(self.device), False)
+
+    def batch_stats(self, batch) -> dict:
+        x, blocks, y = batch
+        return {"seed_nodes": int(y.numel()), "input_nodes": int(x.shape[0]),
+                "edges": int(sum(b.num_edges() for b in blocks))}
 
     def build(self, graph, spec, device):
         import torch
@@ -205,7 +259,25 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
 
         return GIN()
 
+    def train_batch(self, batch):
+        if self.spec.task != "sampled":
+            return super().train_batch(batch)
+        import torch.nn.functional as F
+        x, blocks, y = batch
+        self.model.train()
+        self.optimizer.zero_grad()
+        loss = F.cross_entropy(self._sage_forward(blocks, x, True), y)
+        loss.backward()
+        self.optimizer.step()
+        self._loss = loss
+
     def collate(self, ids):
+        if self.spec.task == "sampled":
+            import torch
+            seeds = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+            input_nodes, output_nodes, blocks = self.sampler.sample_blocks(self.g, seeds)
+            return (self.x.index_select(0, input_nodes).to(self.device), [b.to(self.device) for b in blocks],
+                    self.y[output_nodes.to(self.device)])
         dgl = self._dgl()
         return dgl.batch([self.graphs[int(i)] for i in ids]).to(self.device), \
             self.labels[ids].to(self.device)

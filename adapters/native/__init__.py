@@ -30,16 +30,17 @@ from gnnbench.protocol import Availability
 
 from .._graphtask import GraphTaskMixin
 from .._torch import TorchAdapter
+from .sampled import SampledSAGEMixin
 
 SPARSE_FEATURE_DENSITY = 0.25     # below this, input features are kept in CSR
 _SITES = 16                        # dropout sites per step (ctr = step * _SITES + site)
 
 
-class NativeAdapter(GraphTaskMixin, TorchAdapter):
+class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
     name = "native"
     library = "torch"
     install_hint = "needs a C++ compiler (g++/clang++), ninja (pip install ninja) and torch; nvcc for CUDA"
-    models = ("gcn", "gat", "sage", "gin")
+    models = ("gcn", "gat", "sage", "gin", "sage-sampled")
 
     def __init__(self):
         self._lib = None
@@ -102,6 +103,8 @@ class NativeAdapter(GraphTaskMixin, TorchAdapter):
 
         from .ops import Csr, SparseFeatures
 
+        if spec.task == "sampled":
+            return self.prepare_sampled(graph, spec, device, seed, weights)
         if spec.task == "graph":
             self.lib = self._load("cuda") if torch.device(device).type == "cuda" else (self._lib or self._load("cpu"))
             return self.prepare_graphs(graph, spec, device, seed, weights)
@@ -239,12 +242,16 @@ class NativeAdapter(GraphTaskMixin, TorchAdapter):
 
     def _eval_logits(self):
         import torch
+        if self.spec.task == "sampled":
+            return self.full_logits()
         with torch.no_grad():
             return self._forward(training=False)
 
     def parameters(self):
         if self.spec.task == "graph":
             return self.gin_params()
+        if self.spec.task == "sampled":
+            return {k: v.detach().numpy().copy() for k, v in self.params.items()}
         return {k: v.detach().cpu().numpy().copy() for k, v in self.params.items()}
 
     # --- graph task: our own collation (numpy, straight into the kernels' CSR), our SpMM for the
@@ -269,7 +276,17 @@ class NativeAdapter(GraphTaskMixin, TorchAdapter):
 
         return GIN()
 
+    def train_batch(self, batch):
+        if self.spec.task == "sampled":
+            return self.train_sampled(batch)
+        return super().train_batch(batch)
+
+    def batch_stats(self, batch) -> dict:
+        return self.sampled_stats(batch)
+
     def collate(self, ids):
+        if self.spec.task == "sampled":
+            return self.sample(ids)
         from gnnbench.batching import collate
 
         from .ops import GraphBatch

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-CPU_SOURCES = ("cpu_kernels.cpp", "native_cpu.cpp")
+CPU_SOURCES = ("cpu_kernels.cpp", "native_cpu.cpp", "sampler.cpp")
 CPU_HEADERS = ("rng.h", "kernels.h")
 CUDA_SOURCES = ("native_cuda.cu", "native_cuda_bind.cpp")
 CUDA_HEADERS = ("rng.h", "kernels.h", "native_cuda.h")

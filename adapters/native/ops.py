@@ -383,3 +383,58 @@ def gin_aggregate(H, b: GraphBatch, lib, eps: float = 0.0):
 
 def gin_readout(H, b: GraphBatch, lib):
     return GinReadout.apply(H, b, lib)
+
+
+# ---- neighbour-sampled GraphSAGE: bipartite blocks ---------------------------------------------
+
+@dataclass
+class Block:
+    """One sampled layer: ``n_dst`` destinations (the first ``n_dst`` of ``src_nodes``), CSR by
+    destination over local source ids with mean weights 1/deg, and its transpose."""
+    n_dst: int
+    src_nodes: torch.Tensor
+    rowptr: torch.Tensor
+    col: torch.Tensor
+    val: torch.Tensor
+    trowptr: torch.Tensor
+    tcol: torch.Tensor
+    tval: torch.Tensor
+
+    @staticmethod
+    def from_sampler(parts, n_dst: int) -> "Block":
+        rowptr, col, src_nodes, trowptr, tcol, tperm = parts
+        deg = rowptr[1:] - rowptr[:-1]
+        val = torch.repeat_interleave(1.0 / deg.clamp(min=1).float(), deg)
+        return Block(n_dst, src_nodes, rowptr, col, val, trowptr, tcol, val[tperm].contiguous())
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.col.numel())
+
+
+class SageBlockMean(torch.autograd.Function):
+    """P = [P_neigh | P_root] over the block's source nodes (n_src x 2F):
+    Y = act(mean over sampled neighbours of P_neigh + P_root[:n_dst] + bias)."""
+
+    @staticmethod
+    def forward(ctx, P, bias, b: Block, lib, act: int):
+        f = P.shape[1] // 2
+        Y = lib.spmm(b.rowptr, b.col, b.val, P[:, :f], P[:b.n_dst, f:], bias, act, 0.0, 0, 0, None)
+        ctx.save_for_backward(Y)
+        ctx.cfg = (b, lib, act, P.shape[0])
+        return Y
+
+    @staticmethod
+    def backward(ctx, gY):
+        (Y,) = ctx.saved_tensors
+        b, lib, act, n_src = ctx.cfg
+        gz = lib.epilogue_bwd(Y, gY.contiguous(), act, 0.0, 0, 0) if act != ACT_NONE else gY.contiguous()
+        f = gz.shape[1]
+        dP = gz.new_zeros((n_src, 2 * f))
+        lib.spmm(b.trowptr, b.tcol, b.tval, gz, None, None, ACT_NONE, 0.0, 0, 0, dP[:, :f])
+        dP[:b.n_dst, f:] = gz
+        return dP, gz.sum(0), None, None, None
+
+
+def sage_block_mean(P, b: Block, lib, bias=None, act=ACT_NONE):
+    return SageBlockMean.apply(P, bias, b, lib, act)

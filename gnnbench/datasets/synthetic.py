@@ -1,6 +1,7 @@
 """Seeded stochastic block model with label-correlated features.
 
-``synthetic:nodes=100000,avg_degree=10,features=128,classes=8,seed=0``.
+``synthetic:nodes=100000,avg_degree=10,features=128,classes=8,seed=0`` (also ``homophily``, and
+``train``: training nodes per class, default 20).
 The same parameters give identical arrays on every run and machine.
 """
 from __future__ import annotations
@@ -11,8 +12,9 @@ from ..errors import UsageError
 from .graph import Graph, canonical_edges
 
 DEFAULTS = {"nodes": 10000, "avg_degree": 10, "features": 128, "classes": 8, "seed": 0,
-            "homophily": 0.8}
-INT_PARAMS = {"nodes", "avg_degree", "features", "classes", "seed"}
+            "homophily": 0.8, "train": 20}
+INT_PARAMS = {"nodes", "avg_degree", "features", "classes", "seed", "train"}
+OPTIONAL = {"train"}    # left out of the canonical name at its default (names stay as they were)
 
 
 def parse_params(text: str) -> dict:
@@ -30,6 +32,8 @@ def parse_params(text: str) -> dict:
             raise UsageError(f"bad value for synthetic parameter {k}: '{v}'") from None
     if params["nodes"] < 2 or params["classes"] < 1 or params["features"] < 1 or params["avg_degree"] < 0:
         raise UsageError("synthetic graph needs nodes>=2, classes>=1, features>=1, avg_degree>=0")
+    if params["train"] < 1:
+        raise UsageError("synthetic train (training nodes per class) must be at least 1")
     if not 0.0 <= params["homophily"] <= 1.0:
         raise UsageError("synthetic homophily must lie in [0, 1]")
     return params
@@ -37,7 +41,7 @@ def parse_params(text: str) -> dict:
 
 def canonical_name(params: dict) -> str:
     return "synthetic:" + ",".join(f"{k}={params[k]:g}" if isinstance(params[k], float) else f"{k}={params[k]}"
-                                   for k in DEFAULTS)
+                                   for k in DEFAULTS if k not in OPTIONAL or params[k] != DEFAULTS[k])
 
 
 def make_synthetic(params: dict) -> Graph:
@@ -59,12 +63,12 @@ def make_synthetic(params: dict) -> Graph:
     # features: a class centroid plus unit noise
     centroids = rng.standard_normal((c, f), dtype=np.float32)
     x = centroids[y] * np.float32(0.5) + rng.standard_normal((n, f), dtype=np.float32)
-    # split: 20 per class to train (as Planetoid), then 500 val, 1000 test (capped)
+    # split: `train` per class to train (20, as Planetoid, by default), then 500 val, 1000 test (capped)
     perm = rng.permutation(n)
     train = np.zeros(n, bool)
     taken = np.zeros(n, bool)
     for k in range(c):
-        idx = perm[y[perm] == k][:20]
+        idx = perm[y[perm] == k][:params["train"]]
         train[idx] = True
     taken |= train
     rest = perm[~taken[perm]]

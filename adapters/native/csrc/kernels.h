@@ -15,6 +15,7 @@
 //     input: its CSR position.  Backward passes recompute the mask.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "rng.h"
 
@@ -88,6 +89,19 @@ bool skinny_mm(const T* X, int64_t ldx, const T* W, T* Y, int64_t N, int64_t K, 
 template <typename T>
 bool skinny_tgrad(const T* X, int64_t ldx, const T* G, T* O, int64_t N, int64_t K, int64_t M);
 int max_threads();
+
+// One layer of uniform neighbour sampling (sampler.cpp); ``pos`` is an all -1 scratch array of
+// one int32 per graph node, left all -1 again.
+struct SampledBlock {
+  std::vector<int64_t> rowptr;      // [n_dst + 1], by destination
+  std::vector<int32_t> col;         // [nnz], local source ids
+  std::vector<int64_t> src_nodes;   // [n_src], global ids; the first n_dst are the destinations
+  std::vector<int64_t> trowptr;     // [n_src + 1], by source
+  std::vector<int32_t> tcol;        // [nnz], local destination ids
+  std::vector<int64_t> tperm;       // [nnz], by-source position -> by-destination position
+};
+void sample_layer(const int64_t* rowptr, const int32_t* col, const int64_t* seeds, int64_t n_seeds, int64_t fanout,
+                  uint64_t key, int32_t* pos, SampledBlock& out);
 
 }  // namespace cpu
 }  // namespace gnb

@@ -275,6 +275,30 @@ Tensor rand_u32(int64_t n, int64_t seed, int64_t ctr) {
 
 }  // namespace
 
+namespace {
+template <typename T>
+Tensor to_tensor(const std::vector<T>& v, at::ScalarType type) {
+  Tensor t = at::empty({static_cast<int64_t>(v.size())}, at::TensorOptions().dtype(type));
+  std::copy(v.begin(), v.end(), t.data_ptr<T>());
+  return t;
+}
+}  // namespace
+
+std::vector<Tensor> sample_layer(Tensor rowptr, Tensor col, Tensor seeds, int64_t fanout, int64_t seed, int64_t ctr,
+                                 Tensor pos) {
+  check_index(rowptr, col);
+  TORCH_CHECK(seeds.scalar_type() == at::kLong && seeds.is_contiguous() && seeds.dim() == 1,
+              "native sample_layer: seeds must be a contiguous 1-D int64 tensor");
+  TORCH_CHECK(pos.scalar_type() == at::kInt && pos.is_contiguous() && pos.numel() == rowptr.numel() - 1,
+              "native sample_layer: pos must be int32 with one entry per node");
+  gnb::cpu::SampledBlock b;
+  gnb::cpu::sample_layer(rowptr.data_ptr<int64_t>(), col.data_ptr<int32_t>(), seeds.data_ptr<int64_t>(),
+                         seeds.numel(), fanout, gnb::make_key(static_cast<uint64_t>(seed), static_cast<uint64_t>(ctr)),
+                         pos.data_ptr<int32_t>(), b);
+  return {to_tensor(b.rowptr, at::kLong), to_tensor(b.col, at::kInt), to_tensor(b.src_nodes, at::kLong),
+          to_tensor(b.trowptr, at::kLong), to_tensor(b.tcol, at::kInt), to_tensor(b.tperm, at::kLong)};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "gnnbench native CPU kernels";
   m.def("spmm", &spmm, "Y = drop(act(A X + R + bias)) over a CSR graph");
@@ -293,4 +317,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gat_bwd", &gat_bwd, "fused GAT attention backward");
   m.def("rand_u32", &rand_u32, "counter-based generator output (tests)");
   m.def("num_threads", &gnb::cpu::max_threads, "OpenMP threads the kernels use");
+  m.def("sample_layer", &sample_layer, "one layer of uniform neighbour sampling without replacement (a block)");
 }

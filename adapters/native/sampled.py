@@ -1,0 +1,92 @@
+"""Neighbour-sampled GraphSAGE on the native kernels: our own sampler (``csrc/sampler.cpp``,
+C++/OpenMP, uniform without replacement, counter-based RNG), blocks in CSR with their
+transposes, the bipartite mean aggregation in our SpMM, torch for the GEMMs and Adam.
+
+Mixed into ``NativeAdapter`` for ``spec.task == 'sampled'``; CPU only (the sampler has no
+CUDA version yet).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .ops import ACT_NONE, ACT_RELU, Block, dropout, sage_block_mean
+
+_SITES = 16
+
+
+class SampledSAGEMixin:
+    def prepare_sampled(self, graph, spec, device, seed, weights):
+        import torch
+
+        from gnnbench.specs import fanouts
+        if torch.device(device).type != "cpu":
+            raise ValueError("native neighbour sampler is CPU-only")
+        torch.manual_seed(seed)
+        self.device = torch.device("cpu")
+        self.lib = self._lib or self._load("cpu")
+        self.spec, self.graph = spec, graph
+        self.seed = int(seed) & (2**63 - 1)
+        self.step_count = 0
+        self.batch_count = 0
+        self.fanouts = fanouts(spec)
+        n = graph.num_nodes
+        src, dst = graph.edge_index       # symmetric, sorted by source: row i lists i's neighbours
+        rowptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=rowptr[1:])
+        self.rowptr = torch.from_numpy(rowptr)
+        self.col = torch.from_numpy(dst.astype(np.int32))
+        self.pos = torch.full((n,), -1, dtype=torch.int32)
+        self.x = torch.from_numpy(graph.x)
+        self.y = torch.from_numpy(graph.y)
+        self.params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in weights.items()}
+        opt = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
+        self.optimizer = opt(list(self.params.values()), lr=spec.lr, weight_decay=spec.weight_decay)
+        everyone = torch.arange(n, dtype=torch.int64)
+        self.full = Block.from_sampler(self.lib.sample_layer(self.rowptr, self.col, everyone, -1, 0, 0, self.pos), n)
+        self.idx = {k: torch.from_numpy(np.flatnonzero(m)) for k, m in
+                      (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
+        self._loss = None
+
+    # the harness's batch of seed nodes -> blocks (output layer sampled first) + gathered features
+    def sample(self, ids):
+        import torch
+        seeds = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+        frontier, blocks = seeds, []
+        self.batch_count += 1
+        for layer in reversed(range(len(self.fanouts))):
+            parts = self.lib.sample_layer(self.rowptr, self.col, frontier, self.fanouts[layer], self.seed,
+                                          self.batch_count * _SITES + layer, self.pos)
+            blocks.insert(0, Block.from_sampler(parts, frontier.numel()))
+            frontier = parts[2]
+        return self.x.index_select(0, frontier), blocks, self.y.index_select(0, seeds)
+
+    def _sage(self, h, blocks, training: bool):
+        import torch
+        last = len(blocks) - 1
+        for k, b in enumerate(blocks):
+            p = f"layers.{k}."
+            if training and self.spec.dropout > 0:
+                h = dropout(h.contiguous(), self.lib, self.spec.dropout, self.seed, self.step_count * _SITES + k)
+            P = h @ torch.cat([self.params[p + "weight_neigh"], self.params[p + "weight_root"]], 1)
+            h = sage_block_mean(P, b, self.lib, self.params[p + "bias"], ACT_NONE if k == last else ACT_RELU)
+        return h
+
+    def train_sampled(self, batch):
+        import torch.nn.functional as F
+        x, blocks, y = batch
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self._sage(x, blocks, True), y)
+        loss.backward()
+        self.optimizer.step()
+        self.step_count += 1
+        self._loss = loss.detach()
+
+    def sampled_stats(self, batch) -> dict:
+        x, blocks, y = batch
+        return {"seed_nodes": int(y.numel()), "input_nodes": int(x.shape[0]),
+                "edges": int(sum(b.num_edges for b in blocks))}
+
+    def full_logits(self):
+        import torch
+        with torch.no_grad():
+            return self._sage(self.x, [self.full] * len(self.fanouts), False)
