@@ -212,7 +212,8 @@ def plot_accuracy_vs_time(table: list[dict], path_stem: Path) -> list[Path]:
 
 
 def plot_scaling(table: list[dict], records: list[dict], path_stem: Path) -> list[Path]:
-    """Log-log lines: median epoch time vs edge count per library, for each synthetic size sweep."""
+    """Log-log lines per library, for each synthetic size sweep: median epoch time vs edge count,
+    and next to it the child's peak memory vs edge count."""
     plt = _plt()
     sw = sweeps(records)
     edges = edge_counts(records)
@@ -220,34 +221,40 @@ def plot_scaling(table: list[dict], records: list[dict], path_stem: Path) -> lis
     for fam, names in sw.items():
         rows = [r for r in table if r["dataset"] in names and r["median_ms"] and r["dataset"] in edges]
         for model, device in dict.fromkeys((_label(r), r["device"]) for r in rows):
-            panels.append((fam, model, device, [r for r in rows if (_label(r), r["device"]) == (model, device)]))
+            sel = [r for r in rows if (_label(r), r["device"]) == (model, device)]
+            panels.append((fam, model, device, sel, "time"))
+            if any(r.get("peak_rss_mb") for r in sel):
+                panels.append((fam, model, device, [r for r in sel if r.get("peak_rss_mb")], "memory"))
     if not panels:
         return []
     colors = _colors(r["library"] for p in panels for r in p[3])
     fig, axes = _panels(len(panels), plt, w=6.0, h=4.4)
-    for ax, (fam, model, device, rows) in zip(axes, panels):
+    for ax, (fam, model, device, rows, metric) in zip(axes, panels):
+        value = (lambda r: r["median_ms"]) if metric == "time" else (lambda r: r["peak_rss_mb"])
         for lib in sorted({r["library"] for r in rows}):
-            pts = sorted((edges[r["dataset"]], r["median_ms"], r["p25_ms"], r["p75_ms"], r["status"])
-                         for r in rows if r["library"] == lib)
+            pts = sorted((edges[r["dataset"]], value(r), r["p25_ms"], r["p75_ms"]) for r in rows if r["library"] == lib)
             xs = [p[0] for p in pts]
             ys = [p[1] for p in pts]
-            err = [[max(p[1] - (p[2] or p[1]), 0) for p in pts], [max((p[3] or p[1]) - p[1], 0) for p in pts]]
-            ax.errorbar(xs, ys, yerr=err, marker="o", color=colors[lib], label=lib, capsize=2)
+            if metric == "time":
+                err = [[max(p[1] - (p[2] or p[1]), 0) for p in pts], [max((p[3] or p[1]) - p[1], 0) for p in pts]]
+                ax.errorbar(xs, ys, yerr=err, marker="o", color=colors[lib], label=lib, capsize=2)
+            else:
+                ax.plot(xs, ys, marker="o", color=colors[lib], label=lib)
         ax.set_xscale("log")
         ax.set_yscale("log")
         # a guide line proportional to the edge count through the smallest point
         x0 = min(edges[r["dataset"]] for r in rows)
-        y0 = min(r["median_ms"] for r in rows if edges[r["dataset"]] == x0)
+        y0 = min(value(r) for r in rows if edges[r["dataset"]] == x0)
         x1 = max(edges[r["dataset"]] for r in rows)
         if x1 > x0:
             ax.plot([x0, x1], [y0, y0 * x1 / x0], ls="--", color="#999999", lw=1, label="∝ edges")
         ax.set_xlabel("edges")
-        ax.set_ylabel("median epoch time (ms)")
-        ax.set_title(f"{model} on {device}: {short_dataset(fam).replace('synthetic', 'synthetic graphs')}",
-                     fontsize=10)
+        ax.set_ylabel("median epoch time (ms)" if metric == "time" else "peak RSS of the run (MB)")
+        ax.set_title(f"{model} on {device}, {'time' if metric == 'time' else 'memory'}: "
+                     f"{short_dataset(fam).replace('synthetic', 'synthetic graphs')}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, frameon=False)
-    fig.suptitle("Scaling: epoch time vs graph size (log–log; whiskers p25–p75)", fontsize=11)
+    fig.suptitle("Scaling: epoch time and peak memory vs graph size (log–log; whiskers p25–p75)", fontsize=11)
     fig.tight_layout()
     return _save(fig, path_stem, plt)
 
@@ -265,7 +272,7 @@ def write_report_plots(records: list[dict], out_dir: str | Path, stem: str) -> l
     for caption, paths in (
         ("Median epoch time per library (whiskers p25–p75)", plot_epoch_times(plain, out_dir / f"{stem}-epoch-time")),
         ("Test accuracy vs median epoch time", plot_accuracy_vs_time(plain, out_dir / f"{stem}-accuracy-vs-time")),
-        ("Epoch time vs edge count (synthetic size sweep, log–log)",
+        ("Epoch time and peak memory vs edge count (synthetic size sweep, log–log)",
          plot_scaling(table, records, out_dir / f"{stem}-scaling")),
     ):
         if paths:
