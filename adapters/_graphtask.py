@@ -31,6 +31,23 @@ def gin_head(spec, num_classes: int):
                          nn.Linear(spec.hidden, num_classes))
 
 
+def gin_net(convs, head, forward):
+    """A torch module holding a library's GIN layers and the classifier; ``forward(module, batch)``
+    is the library-specific part (how its layers read its batch)."""
+    import torch
+
+    class GIN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = torch.nn.ModuleList(convs)
+            self.head = head
+
+        def forward(self, batch):
+            return forward(self, batch)
+
+    return GIN()
+
+
 def _mlp_parts(spec, mlp):
     lin1, lin2 = mlp[0], mlp[-2]
     bn = mlp[1] if spec.batch_norm else None

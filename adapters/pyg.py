@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from gnnbench.protocol import Availability
 
-from ._graphtask import GraphTaskMixin
+from ._graphtask import GraphTaskMixin, gin_net
 from ._torch import TorchAdapter, copy_, numpy_
 
 
@@ -103,19 +103,13 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
         convs = [GINConv(mlp, eps=spec.eps, train_eps=False) for mlp in mlps]
         pool = global_add_pool if spec.readout == "sum" else global_mean_pool
 
-        class GIN(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.convs = torch.nn.ModuleList(convs)
-                self.head = head
+        def forward(m, batch):
+            x = batch.x
+            for conv in m.convs:
+                x = conv(x, batch.edge_index)        # the MLP ends in ReLU
+            return m.head(pool(x, batch.batch, size=batch.num_graphs))
 
-            def forward(self, batch):
-                x = batch.x
-                for conv in self.convs:
-                    x = conv(x, batch.edge_index)        # the MLP ends in ReLU
-                return self.head(pool(x, batch.batch, size=batch.num_graphs))
-
-        return GIN()
+        return gin_net(convs, head, forward)
 
     def collate(self, ids):
         from torch_geometric.data import Batch

@@ -37,3 +37,15 @@ def test_shape_and_label_correlation():
 def test_bad_parameters(bad, msg):
     with pytest.raises(UsageError, match=msg):
         canonical_dataset_name(bad)
+
+
+def test_train_nodes_per_class_parameter():
+    from gnnbench.datasets import canonical_dataset_name, load_graph
+    base = "synthetic:nodes=2000,avg_degree=6,features=8,classes=4"
+    assert "train" not in canonical_dataset_name(base), "the default keeps the old names"
+    assert canonical_dataset_name(base + ",train=20") == canonical_dataset_name(base)
+    assert canonical_dataset_name(base + ",train=100").endswith(",train=100")
+    a, b = load_graph(base), load_graph(base + ",train=100")
+    assert a.train_mask.sum() == 80 and b.train_mask.sum() == 400
+    assert (a.x == b.x).all() and (a.edge_index == b.edge_index).all(), "only the split changes"
+    assert not (b.train_mask & (b.val_mask | b.test_mask)).any()

@@ -40,7 +40,7 @@ import numpy as np
 
 from gnnbench.protocol import Availability
 
-from .._graphtask import GraphTaskMixin
+from .._graphtask import GraphTaskMixin, gin_net
 from .._torch import TorchAdapter, copy_, numpy_
 from . import _import
 
@@ -244,20 +244,14 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
         convs = [GINConv(mlp, "sum", init_eps=spec.eps, learn_eps=False) for mlp in mlps]
         pool = SumPooling() if spec.readout == "sum" else AvgPooling()
 
-        class GIN(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.convs = torch.nn.ModuleList(convs)
-                self.head = head
+        def forward(m, batch):
+            bg, _ = batch
+            h = bg.ndata["x"]
+            for conv in m.convs:
+                h = conv(bg, h)                      # the MLP ends in ReLU
+            return m.head(pool(bg, h))
 
-            def forward(self, batch):
-                bg, _ = batch
-                h = bg.ndata["x"]
-                for conv in self.convs:
-                    h = conv(bg, h)                  # the MLP ends in ReLU
-                return self.head(pool(bg, h))
-
-        return GIN()
+        return gin_net(convs, head, forward)
 
     def train_batch(self, batch):
         if self.spec.task != "sampled":

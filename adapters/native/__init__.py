@@ -28,7 +28,7 @@ import numpy as np
 
 from gnnbench.protocol import Availability
 
-from .._graphtask import GraphTaskMixin
+from .._graphtask import GraphTaskMixin, gin_net
 from .._torch import TorchAdapter
 from .sampled import SampledSAGEMixin
 
@@ -262,19 +262,13 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         from .ops import gin_aggregate, gin_readout
         lib = self.lib
 
-        class GIN(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.mlps = torch.nn.ModuleList(mlps)
-                self.head = head
+        def forward(m, b):
+            h = b.x
+            for mlp in m.convs:
+                h = mlp(gin_aggregate(h, b, lib, spec.eps))
+            return m.head(gin_readout(h, b, lib))
 
-            def forward(self, b):
-                h = b.x
-                for mlp in self.mlps:
-                    h = mlp(gin_aggregate(h, b, lib, spec.eps))
-                return self.head(gin_readout(h, b, lib))
-
-        return GIN()
+        return gin_net(mlps, head, forward)
 
     def train_batch(self, batch):
         if self.spec.task == "sampled":
