@@ -139,7 +139,8 @@ def test_compile_error_is_unavailable_with_one_line(monkeypatch, tmp_path):
     src.mkdir()
     for name in build.CPU_HEADERS:
         (src / name).write_text("#pragma once\n")
-    (src / "cpu_kernels.cpp").write_text("int gnb_unused_symbol = 0;\n")
+    for name in build.CPU_SOURCES:
+        (src / name).write_text("int gnb_unused_symbol_%d = 0;\n" % len(name))
     (src / "native_cpu.cpp").write_text('#error "forced failure for the test"\n')
     monkeypatch.setattr(build, "CSRC", src)
     monkeypatch.setenv("GNNBENCH_CACHE", str(tmp_path / "cache"))

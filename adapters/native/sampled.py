@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import ACT_NONE, ACT_RELU, Block, dropout, sage_block_mean
-
 _SITES = 16
 
 
@@ -19,6 +17,8 @@ class SampledSAGEMixin:
         import torch
 
         from gnnbench.specs import fanouts
+
+        from .ops import Block
         if torch.device(device).type != "cpu":
             raise ValueError("native neighbour sampler is CPU-only")
         torch.manual_seed(seed)
@@ -50,6 +50,8 @@ class SampledSAGEMixin:
     # the harness's batch of seed nodes -> blocks (output layer sampled first) + gathered features
     def sample(self, ids):
         import torch
+
+        from .ops import Block
         seeds = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
         frontier, blocks = seeds, []
         self.batch_count += 1
@@ -62,6 +64,8 @@ class SampledSAGEMixin:
 
     def _sage(self, h, blocks, training: bool):
         import torch
+
+        from .ops import ACT_NONE, ACT_RELU, dropout, sage_block_mean
         last = len(blocks) - 1
         for k, b in enumerate(blocks):
             p = f"layers.{k}."
