@@ -142,12 +142,7 @@ def train_step(spec, weights: dict, graph, optimizer: str = "adam") -> tuple[flo
             raise ValueError(f"no reference for model '{spec.name}'")
     mask = torch.from_numpy(graph.train_mask)
     loss = torch.nn.functional.cross_entropy(h[mask], torch.from_numpy(graph.y)[mask])
-    opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    opt = opt_cls(list(params.values()), lr=spec.lr, weight_decay=spec.weight_decay)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return float(loss.detach()), {k: v.detach().numpy() for k, v in params.items()}
+    return _step(spec, params, loss, optimizer)
 
 
 # ---- graph classification (GIN) ---------------------------------------------------------------
@@ -209,6 +204,12 @@ def gin_train_step(spec, weights: dict, arrays: dict, optimizer: str = "adam") -
     logits = torch.relu(r @ params["head.weight1"] + params["head.bias1"]) @ params["head.weight2"] \
         + params["head.bias2"]
     loss = F.cross_entropy(logits, torch.from_numpy(arrays["y"]))
+    return _step(spec, params, loss, optimizer)
+
+
+def _step(spec, params: dict, loss, optimizer: str) -> tuple[float, dict]:
+    """One optimiser step on the float64 reference parameters: (loss before it, parameters after)."""
+    import torch
     opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
     opt = opt_cls(list(params.values()), lr=spec.lr, weight_decay=spec.weight_decay)
     opt.zero_grad()

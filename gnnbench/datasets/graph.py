@@ -40,12 +40,7 @@ class Graph:
 
     def fingerprint(self) -> str:
         """sha256 over every array an adapter receives (dtype, shape and bytes)."""
-        h = hashlib.sha256()
-        for name in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
-            a = np.ascontiguousarray(getattr(self, name))
-            h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
-            h.update(a.tobytes())
-        return "sha256:" + h.hexdigest()[:16]
+        return _fingerprint(self, ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"))
 
     def summary(self) -> dict:
         return {
@@ -58,6 +53,17 @@ class Graph:
             "val": int(self.val_mask.sum()),
             "test": int(self.test_mask.sum()),
         }
+
+
+def _fingerprint(obj, names, extra: str = "") -> str:
+    """sha256 over the named arrays of ``obj`` (dtype, shape and bytes), plus ``extra``."""
+    h = hashlib.sha256()
+    for name in names:
+        a = np.ascontiguousarray(getattr(obj, name))
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    h.update(extra.encode())
+    return "sha256:" + h.hexdigest()[:16]
 
 
 def canonical_edges(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> np.ndarray:
@@ -124,13 +130,7 @@ class GraphSet:
         return np.flatnonzero(self.folds == self.fold)
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256()
-        for name in ("x", "y", "edge_index", "node_ptr", "folds"):
-            a = np.ascontiguousarray(getattr(self, name))
-            h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
-            h.update(a.tobytes())
-        h.update(f"fold:{self.fold}".encode())
-        return "sha256:" + h.hexdigest()[:16]
+        return _fingerprint(self, ("x", "y", "edge_index", "node_ptr", "folds"), f"fold:{self.fold}")
 
     def summary(self) -> dict:
         return {
