@@ -68,18 +68,21 @@ def run(job: dict) -> dict:
     out["versions"] = adapter.versions()
     spec = spec_from_dict(cell["spec"])
     t0 = time.perf_counter()
+    _phase(job, "loading the dataset")
     graph = _load(cell, spec, job)
     out["load_s"] = time.perf_counter() - t0
     out["dataset"] = {"fingerprint": graph.fingerprint(), **graph.summary()}
     weights = init_weights(spec, graph.num_features, graph.num_classes, cell["seed"])
 
     t0 = time.perf_counter_ns()
+    _phase(job, "prepare")
     adapter.prepare(graph, spec, device, cell["seed"], weights)
     adapter.sync()
     setup_ns = time.perf_counter_ns() - t0
     out["notes"] = adapter.notes()
     out["params"] = adapter.num_parameters()
 
+    _phase(job, "training")
     sync = adapter.sync
     batching_ms = batch_stats = None
     if spec.task in ("graph", "sampled"):    # mini-batches: graphs, or seed nodes to sample around
@@ -96,6 +99,7 @@ def run(job: dict) -> dict:
         epochs = [_timed(step, sync) for _ in range(cfg["epochs"])]
     if not warm and epochs:
         warm = [epochs[0]]
+    _phase(job, "evaluation and inference")
     acc = adapter.evaluate()
     infer = [_timed(adapter.infer, sync) for _ in range(cfg["infer_reps"])]
 
@@ -128,6 +132,18 @@ def run(job: dict) -> dict:
     out["memory"] = {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": _mb(adapter.peak_memory())}
     out["isolation"] = isolation()
     return out
+
+
+def _phase(job: dict, name: str) -> None:
+    """Leave the phase this run is in where the parent can read it if it has to kill the child
+    (so an `oom` or `timeout` record says whether the library or the dataset load was running)."""
+    path = job.get("phase_file")
+    if path:
+        try:
+            with open(path, "w") as fh:
+                fh.write(name)
+        except OSError:
+            pass
 
 
 def _load(cell: dict, spec, job: dict):

@@ -82,14 +82,16 @@ def _default_out(suite: str) -> Path:
 @click.option("--repeats", type=click.IntRange(1), help="Seeds per cell (0..N-1).")
 @click.option("--threads", type=click.IntRange(1), help="Threads for every library [default: all cores].")
 @click.option("--timeout", type=click.FloatRange(1), help="Seconds per child run.")
-@click.option("--memory-limit", "memory_limit", type=click.FloatRange(0.1), help="GiB of address space per child.")
+@click.option("--memory-limit", "memory_limit", type=click.FloatRange(0.1), help="GiB of address space per child (RLIMIT_AS).")
+@click.option("--rss-limit", "rss_limit", type=click.FloatRange(0.1),
+              help="GiB of resident memory per child; past it the child is killed and recorded as oom.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Model hyperparameter override, e.g. --set hidden=32 (repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Raw dataset folder [env GNNBENCH_DATA].")
 @click.option("--out", type=click.Path(dir_okay=False), help="Results file (JSONL, appended to).")
 @click.option("--resume", is_flag=True, help="Run only the runs missing from --out.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write and print the markdown report.")
-def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads, timeout, memory_limit,
+def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads, timeout, memory_limit, rss_limit,
         overrides, data_dir, out, resume, report):
     """Run a benchmark suite; append one record per run to a JSONL file."""
     from .config import expand, load_suite
@@ -103,7 +105,7 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
         if value is not None:
             setattr(s, attr, _csv(value))
     for attr, value in (("epochs", epochs), ("warmup", warmup), ("threads", threads), ("timeout", timeout),
-                        ("memory_limit_gb", memory_limit)):
+                        ("memory_limit_gb", memory_limit), ("rss_limit_gb", rss_limit)):
         if value is not None:
             setattr(s.run, attr, value)
     if repeats is not None:
@@ -253,7 +255,7 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
         # graph task on one thread: see the footnote printed below
         th = 1 if cell.spec.get("task") == "graph" else n_threads
         job = {"mode": "verify", "cell": cell.to_dict(), "config": {"threads": th}, "data_dir": data_dir}
-        rc, res, tail, _ = spawn(job, child_env(cell, th), th, timeout)
+        rc, res, tail, _, _ = spawn(job, child_env(cell, th), th, timeout)
         if res is None:
             res = {"status": "failed", "error": "timeout" if rc is None else (tail.splitlines() or ["crashed"])[-1]}
         if "logits_max_abs_diff" in res:

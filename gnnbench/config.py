@@ -32,7 +32,8 @@ from .errors import UsageError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SUITE_KEYS = {"name", "description", "libraries", "models", "datasets", "devices", "epochs", "warmup",
-              "repeats", "timeout", "threads", "overrides", "infer_reps", "memory_limit_gb"}
+              "repeats", "timeout", "threads", "overrides", "infer_reps", "memory_limit_gb",
+              "rss_limit_gb"}
 
 
 @dataclass
@@ -43,7 +44,8 @@ class RunConfig:
     threads: int | None = None
     timeout: float = 900.0
     infer_reps: int = 20
-    memory_limit_gb: float | None = None
+    memory_limit_gb: float | None = None    # address space per child (RLIMIT_AS)
+    rss_limit_gb: float | None = None       # resident memory per child, polled by the parent
 
 
 @dataclass
@@ -129,9 +131,10 @@ def load_suite(name_or_file: str) -> Suite:
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
         raise UsageError(f"{path}: 'overrides' must map model names to {{hyperparameter: value}}")
     run = RunConfig()
-    for key in ("epochs", "warmup", "threads", "timeout", "infer_reps", "memory_limit_gb"):
+    floats = ("timeout", "memory_limit_gb", "rss_limit_gb")
+    for key in ("epochs", "warmup", "threads", "timeout", "infer_reps") + floats[1:]:
         if data.get(key) is not None:
-            setattr(run, key, _number(data[key], key, path, float if key in ("timeout", "memory_limit_gb") else int))
+            setattr(run, key, _number(data[key], key, path, float if key in floats else int))
     return Suite(
         name=str(data.get("name") or path.stem),
         description=str(data.get("description") or ""),

@@ -99,16 +99,29 @@ def environment_lines(records: list[dict]) -> list[str]:
         versions.update(r.get("env", {}).get("library_versions") or {})
     dates = sorted(r["timestamp"] for r in records if r.get("timestamp"))
     runs = sorted({r.get("run_id") for r in records if r.get("run_id")})
-    cfg = records[-1].get("config", {})
+    protocols: dict[tuple, int] = {}
+    for r in records:
+        c = r.get("config", {})
+        k = (c.get("warmup", "?"), c.get("epochs", "?"), c.get("infer_reps", "?"))
+        protocols[k] = protocols.get(k, 0) + 1
+    if len(protocols) == 1:
+        (w, e, i), = protocols
+        protocol = (f"{w} warm-up epochs, {e} timed epochs per seed, each `train_step(); sync()` timed by the "
+                    f"harness; inference median of {i} forward passes")
+    else:   # files measured under different protocols: say so, never show one as if it held for all
+        protocol = ("runs differ (warm-up / timed epochs / inference passes): "
+                    + "; ".join(f"{w} / {e} / {i} in {n} run(s)" for (w, e, i), n in protocols.items())
+                    + "; each `train_step(); sync()` timed by the harness")
+    limits = sorted({r.get("config", {}).get("rss_limit_gb") for r in records} - {None})
     lines = [
         f"- Machine: {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores; "
         f"threads per run: {env.get('threads', '?')}; {env.get('os', '?')}",
         f"- Python {env.get('python', '?')}; gnnbench {env.get('gnnbench', '?')} (git {env.get('git_revision') or '?'})",
         f"- Libraries: " + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "–"),
         f"- Measured: {dates[0]} to {dates[-1]} (run {', '.join(runs)})" if dates else "- Measured: ?",
-        f"- Protocol: {cfg.get('warmup', '?')} warm-up epochs, {cfg.get('epochs', '?')} timed epochs per seed, "
-        f"each `train_step(); sync()` timed by the harness; inference median of {cfg.get('infer_reps', '?')} "
-        f"forward passes; peak memory is the child process's peak RSS",
+        f"- Protocol: {protocol}; peak memory is the child process's peak RSS"
+        + (f"; resident-memory limit per child: {', '.join(f'{x:g}' for x in limits)} GiB (past it: `oom`)"
+           if limits else ""),
     ]
     return lines
 

@@ -81,10 +81,17 @@ def run_one(cell: Cell, cfg: RunConfig, run_id: str, data_dir: str | None = None
         "env": {**environment(), "threads": threads},
     }
     job = {"cell": cell.to_dict(), "config": record["config"], "data_dir": data_dir}
-    rc, child, stderr_tail, wall = spawn(job, child_env(cell, threads), threads, cfg.timeout, cfg.memory_limit_gb)
+    rc, child, stderr_tail, wall, watch = spawn(job, child_env(cell, threads), threads, cfg.timeout,
+                                                cfg.memory_limit_gb, cfg.rss_limit_gb)
     record["wall_s"] = wall
-    if rc is None:
-        record.update(status="timeout", error=f"killed after the {cfg.timeout:g} s timeout\n" + stderr_tail)
+    if watch.get("rss_killed"):
+        record.update(status="oom", memory={"peak_rss_mb": watch["peak_rss_mb"], "device_peak_mb": None},
+                      error=f"resident memory reached {watch['peak_rss_mb'] / 1024:.2f} GiB, over the "
+                            f"{cfg.rss_limit_gb:g} GiB --rss-limit, during {watch['phase'] or 'start-up'}; "
+                            f"killed by gnnbench\n" + stderr_tail)
+    elif rc is None:
+        record.update(status="timeout", error=f"killed after the {cfg.timeout:g} s timeout, during "
+                                              f"{watch['phase'] or 'start-up'}\n" + stderr_tail)
     elif child is not None:
         child.pop("schema", None)
         record.update(child)
@@ -97,28 +104,68 @@ def run_one(cell: Cell, cfg: RunConfig, run_id: str, data_dir: str | None = None
     return record
 
 
-def spawn(job: dict, env: dict, threads: int, timeout: float, memory_limit_gb: float | None = None):
+def spawn(job: dict, env: dict, threads: int, timeout: float, memory_limit_gb: float | None = None,
+          rss_limit_gb: float | None = None):
     """Run ``python -m gnnbench.child`` on ``job``.
 
-    Returns (exit code or None on timeout, the child's JSON output or None, stderr tail, wall seconds).
+    With ``rss_limit_gb`` the parent polls the child's resident set size (every 0.2 s) and kills it
+    once it passes the limit: the way to find the largest graph that fits in a machine's memory
+    (an address-space limit, ``memory_limit_gb``, is cruder: TensorFlow and torch reserve far more
+    address space than they touch).
+
+    Returns (exit code or None on timeout, the child's JSON output or None, stderr tail, wall
+    seconds, watch) where watch holds ``rss_killed``, the highest ``peak_rss_mb`` polled and the
+    ``phase`` the child last reported (loading the dataset, prepare, training, ...).
     """
+    watch = {"rss_killed": False, "peak_rss_mb": None, "phase": None}
     with tempfile.TemporaryDirectory(prefix="gnnbench-") as tmp:
         tmp = Path(tmp)
-        (tmp / "job.json").write_text(json.dumps(job))
+        (tmp / "job.json").write_text(json.dumps({**job, "phase_file": str(tmp / "phase")}))
         out_path, stdout, stderr = tmp / "record.json", tmp / "stdout", tmp / "stderr"
         cmd = [sys.executable, "-m", "gnnbench.child", str(tmp / "job.json"), str(out_path)]
         t0 = time.monotonic()
         with open(stdout, "wb") as so, open(stderr, "wb") as se:
             proc = subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True, preexec_fn=_preexec(threads, memory_limit_gb))
-            try:
-                rc = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                rc = None
+            rc = _wait(proc, t0 + timeout, rss_limit_gb, watch)
         wall = round(time.monotonic() - t0, 3)
+        try:
+            watch["phase"] = (tmp / "phase").read_text() or None
+        except OSError:
+            pass
         child = json.loads(out_path.read_text()) if (rc is not None and out_path.exists()) else None
-        return rc, child, _tail(stderr), wall
+        if watch["rss_killed"]:
+            child = None
+        return rc, child, _tail(stderr), wall, watch
+
+
+def _wait(proc: subprocess.Popen, deadline: float, rss_limit_gb: float | None, watch: dict) -> int | None:
+    """Wait for the child; kill it at the deadline (returns None) or when its RSS passes the limit."""
+    limit_mb = rss_limit_gb * 1024 if rss_limit_gb else None
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return proc.wait(timeout=max(0.0, min(left, 0.2) if limit_mb else left))
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() >= deadline:
+            _kill_group(proc)
+            return None
+        rss = _rss_mb(proc.pid)
+        if rss is not None:
+            watch["peak_rss_mb"] = max(watch["peak_rss_mb"] or 0.0, rss)
+            if rss > limit_mb:
+                _kill_group(proc)
+                watch["rss_killed"] = True
+                return proc.returncode
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -135,7 +182,8 @@ def _death_message(rc: int) -> str:
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
-        return f"child killed by {name} before writing its record"
+        hint = " (a SIGKILL gnnbench did not send: often the kernel's OOM killer)" if rc == -signal.SIGKILL else ""
+        return f"child killed by {name} before writing its record{hint}"
     return f"child exited with code {rc} before writing its record"
 
 

@@ -71,3 +71,15 @@ def test_growth_exponents_fit_the_size_sweep():
     assert abs(g["b"]["time_exponent"] - 1.5) < 1e-9 and g["b"]["sizes"] == 3 and g["b"]["largest_edges"] == 160000
     assert g["b"]["failed"] == [(640000, "timeout")] and abs(g["a"]["memory_exponent"]) < 1e-9
     assert "| 1.50 |" in to_markdown(recs)
+
+
+def test_protocol_line_says_when_runs_differ():
+    from gnnbench.report import environment_lines
+    a, b = rec("a", "gcn", 0, [10], 0.81), rec("b", "gcn", 0, [10], 0.81)
+    a["config"] = {"warmup": 2, "epochs": 10, "infer_reps": 20}
+    b["config"] = {"warmup": 1, "epochs": 3, "infer_reps": 3, "rss_limit_gb": 20.0}
+    same = " ".join(environment_lines([a, dict(a)]))
+    assert "2 warm-up epochs, 10 timed epochs" in same and "differ" not in same and "limit" not in same
+    mixed = " ".join(environment_lines([a, b]))
+    assert "runs differ" in mixed and "2 / 10 / 20 in 1 run(s)" in mixed and "1 / 3 / 3 in 1 run(s)" in mixed
+    assert "resident-memory limit per child: 20 GiB" in mixed

@@ -54,6 +54,32 @@ def test_memory_limit_records_oom(tmp_path, data_dir):
     assert recs["test-ok"]["status"] in ("ok", "accuracy_mismatch")
 
 
+def test_rss_limit_kills_at_the_resident_limit_and_records_oom(tmp_path, data_dir):
+    """The parent's RSS watchdog: the hog (8 GiB, touched) dies near 1 GiB; the next cell still runs."""
+    out = tmp_path / "r.jsonl"
+    p = run_cli("run", "--libs", "test-memhog,test-ok", "--models", "gcn", "--datasets", "cora", "--epochs", "2",
+                "--warmup", "0", "--rss-limit", "1", "--data-dir", data_dir, "--out", out, env=TEST_ENV)
+    assert p.returncode == 0, p.stderr
+    recs = {r["cell"]["library"]: r for r in read_records(out)}
+    hog = recs["test-memhog"]
+    assert hog["status"] == "oom" and "--rss-limit, during training" in hog["error"], hog
+    assert 1024 < hog["memory"]["peak_rss_mb"] < 8 * 1024, hog["memory"]
+    assert hog["config"]["rss_limit_gb"] == 1
+    assert recs["test-ok"]["status"] in ("ok", "accuracy_mismatch")
+    assert recs["test-ok"]["memory"]["peak_rss_mb"] < 1024
+
+
+def test_rss_limit_keeps_the_timeout(tmp_path, data_dir):
+    out = tmp_path / "r.jsonl"
+    p = run_cli("run", "--libs", "test-hang", "--models", "gcn", "--datasets", "cora", "--epochs", "2",
+                "--warmup", "0", "--rss-limit", "4", "--timeout", "5", "--data-dir", data_dir, "--out", out,
+                env=TEST_ENV)
+    assert p.returncode == 0, p.stderr
+    (rec,) = read_records(out)
+    assert rec["status"] == "timeout" and 5 <= rec["wall_s"] < 30, rec
+    assert "during training" in rec["error"]
+
+
 def test_torn_last_line_is_kept_and_new_records_still_append(tmp_path):
     from gnnbench.results import append_record
     p = tmp_path / "r.jsonl"
