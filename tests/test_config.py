@@ -43,6 +43,14 @@ def test_bad_suites(tmp_path, text, msg):
         expand(load_suite(str(p)))
 
 
+def test_limit_suites_carry_their_limits():
+    s = load_suite("scaling-limit")
+    assert s.run.rss_limit_gb == 20 and s.run.memory_limit_gb is None
+    assert all(c.model == "gcn" for c in expand(s))
+    sampled = load_suite("scaling-sampled-limit")
+    assert sampled.run.rss_limit_gb == 20 and {c.model for c in expand(sampled)} == {"sage-sampled"}
+
+
 def test_unknown_suite_name():
     with pytest.raises(UsageError, match="unknown suite 'quik'; valid suites: .*quick"):
         load_suite("quik")

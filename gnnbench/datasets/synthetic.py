@@ -62,7 +62,9 @@ def make_synthetic(params: dict) -> Graph:
     edge_index = canonical_edges(src, dst, n)
     # features: a class centroid plus unit noise
     centroids = rng.standard_normal((c, f), dtype=np.float32)
-    x = centroids[y] * np.float32(0.5) + rng.standard_normal((n, f), dtype=np.float32)
+    x = rng.standard_normal((n, f), dtype=np.float32)
+    for lo in range(0, n, 1 << 20):   # in chunks: no second n x f temporary on the largest graphs
+        x[lo:lo + (1 << 20)] += centroids[y[lo:lo + (1 << 20)]] * np.float32(0.5)
     # split: `train` per class to train (20, as Planetoid, by default), then 500 val, 1000 test (capped)
     perm = rng.permutation(n)
     train = np.zeros(n, bool)
