@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	@# PyG's NeighborLoader needs torch-sparse (or pyg-lib, which is not on PyPI); PyPI has only its
+	@# source, which imports torch to build: no build isolation. ~13 min on 2 cores, once (pip caches the wheels).
+	MAX_JOBS=$$(nproc) $(BIN)/python -m pip install -q --no-build-isolation torch-scatter==2.1.2 torch-sparse==0.6.18
 	touch $(STAMP)
 
 bench: install

@@ -1,6 +1,8 @@
 """PyTorch Geometric: GCNConv, GATConv, SAGEConv, GINConv, written as PyG's own examples do."""
 from __future__ import annotations
 
+import numpy as np
+
 from gnnbench.protocol import Availability
 
 from ._graphtask import GraphTaskMixin, gin_net
@@ -11,7 +13,9 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
     name = "pyg"
     library = "torch-geometric"
     install_hint = "pip install 'gnnbench[pyg]'"
-    models = ("gcn", "gat", "sage", "gin")
+    models = ("gcn", "gat", "sage", "gin", "sage-sampled")
+    sampling_hint = ("make install builds them; by hand: pip install --no-build-isolation torch-scatter==2.1.2 "
+                     "torch-sparse==0.6.18 (compiles from source, ~13 min on 2 cores)")
 
     def available(self):
         try:
@@ -25,14 +29,92 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
             import torch_geometric.typing as t
             if not (t.WITH_PYG_LIB or t.WITH_TORCH_SPARSE):
                 return ("pyg: NeighborLoader needs pyg-lib or torch-sparse, and neither is installed (pyg-lib "
-                        "publishes its wheels on data.pyg.org, not PyPI; torch-sparse on PyPI is a source package); "
-                        "gnnbench's PyG sampled-training path is not written yet either")
-            return "pyg: gnnbench's PyG sampled-training path (NeighborLoader) is not written yet"
+                        "publishes its wheels on data.pyg.org, not PyPI; torch-sparse on PyPI is a source package): "
+                        + self.sampling_hint)
         return super().unsupported(model)
+
+    def notes(self):
+        return [self._note] if getattr(self, "_note", None) else []
 
     def versions(self):
         import torch_geometric
-        return {"torch_geometric": torch_geometric.__version__, **self.torch_versions()}
+        out = {"torch_geometric": torch_geometric.__version__, **self.torch_versions()}
+        for mod in ("pyg_lib", "torch_sparse", "torch_scatter"):
+            try:
+                out[mod] = __import__(mod).__version__
+            except Exception:   # not installed, or a binary that does not load
+                pass
+        return out
+
+    def prepare(self, graph, spec, device, seed, weights):
+        if spec.task == "sampled":
+            return self._prepare_sampled(graph, spec, device, seed, weights)
+        super().prepare(graph, spec, device, seed, weights)
+
+    # ---- neighbour-sampled SAGE, as PyG's examples train it: NeighborLoader batches (its collate_fn
+    # samples around the seed nodes, filter_fn gathers their features into a Data), SAGEConv over the
+    # whole sampled subgraph, loss on the first batch_size rows (the seeds)
+    def _prepare_sampled(self, graph, spec, device, seed, weights):
+        import torch
+        from torch_geometric.data import Data
+        from torch_geometric.loader import NeighborLoader
+        from torch_geometric.nn import SAGEConv
+
+        from gnnbench.specs import fanouts
+        from gnnbench.weights import layer_dims
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        self.device = torch.device(device)
+        self.spec = spec
+        x, ei, y = (torch.from_numpy(a) for a in (graph.x, graph.edge_index, graph.y))
+        data = Data(x=x, edge_index=ei, y=y, num_nodes=graph.num_nodes)
+        # input_nodes=None: the loader indexes all nodes, so the harness's seed ids index it directly;
+        # num_neighbors runs from the seeds outwards (the spec's fanouts are input layer first)
+        self.loader = NeighborLoader(data, num_neighbors=fanouts(spec)[::-1], batch_size=spec.batch_size)
+        self.convs = [SAGEConv(i, o, aggr="mean", root_weight=True)
+                      for i, o in layer_dims(spec, graph.num_features, graph.num_classes)]
+        self.model = Net(self.convs, spec).to(self.device)
+        self.load_weights(weights)
+        self.inputs = (x.to(self.device), ei.to(self.device), None)     # full graph: evaluate / infer
+        self.y = y.to(self.device)
+        self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(self.device) for k, m in
+                    (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
+        opt = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
+        self.optimizer = opt(self.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+        self._loss = None
+        import torch_geometric.typing as t
+        backend = "pyg-lib" if t.WITH_PYG_LIB else "torch-sparse"
+        self._note = (f"sage-sampled: NeighborLoader.collate_fn + filter_fn on the harness's seed nodes (what "
+                      f"iterating the loader runs per batch; sampler from {backend}); SAGEConv runs on every "
+                      "sampled node at every layer (PyG's usual subgraph form, no per-hop trimming); "
+                      "evaluation on the full graph")
+
+    def collate(self, ids):
+        if self.spec.task == "sampled":
+            import torch
+            seeds = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+            out = self.loader.collate_fn(seeds)         # samples; also gathers when filter_per_worker
+            if not self.loader.filter_per_worker:       # else the loader's iterator applies filter_fn
+                out = self.loader.filter_fn(out)
+            return out.to(self.device)
+        from torch_geometric.data import Batch
+        return Batch.from_data_list([self.data[int(i)] for i in ids]).to(self.device)
+
+    def train_batch(self, batch):
+        if self.spec.task != "sampled":
+            return super().train_batch(batch)
+        import torch.nn.functional as F
+        self.model.train()
+        self.optimizer.zero_grad()
+        n = batch.batch_size
+        loss = F.cross_entropy(self.model(batch.x, batch.edge_index)[:n], batch.y[:n])
+        loss.backward()
+        self.optimizer.step()
+        self._loss = loss
+
+    def batch_stats(self, batch) -> dict:
+        return {"seed_nodes": int(batch.batch_size), "input_nodes": int(batch.num_nodes),
+                "edges": int(batch.edge_index.size(1))}
 
     def build(self, graph, spec, device):
         import torch
@@ -110,10 +192,6 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
             return m.head(pool(x, batch.batch, size=batch.num_graphs))
 
         return gin_net(convs, head, forward)
-
-    def collate(self, ids):
-        from torch_geometric.data import Batch
-        return Batch.from_data_list([self.data[int(i)] for i in ids]).to(self.device)
 
     def batch_y(self, batch):
         return batch.y
