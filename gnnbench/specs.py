@@ -102,11 +102,14 @@ MODELS: dict[str, type[ModelSpec]] = {"gcn": GCNSpec, "gat": GATSpec, "sage": SA
 CHOICES = {"readout": ("sum", "mean"), "norm_policy": ("cached", "recompute"), "optimizer": ("adam", "sgd")}
 
 # Dataset-specific defaults from the original papers (GAT on PubMed: 8 output
-# heads, lr 0.01, weight decay 1e-3; GIN on ENZYMES: node attributes, as its reference).
+# heads, lr 0.01, weight decay 1e-3; GIN on ENZYMES: node attributes, as its reference, lr 0.001).
 DATASET_DEFAULTS: dict[tuple[str, str], dict] = {
     ("gat", "pubmed"): {"out_heads": 8, "lr": 0.01, "weight_decay": 1e-3},
-    # the ENZYMES reference (Errica et al. 2020) uses the 18 continuous node attributes too
-    ("gin", "enzymes"): {"node_attributes": True},
+    # the ENZYMES reference (Errica et al. 2020) uses the 18 continuous node attributes too.
+    # lr 0.001, not 0.01: with 0.01 and sum readout the classifier's hidden ReLUs die on ENZYMES
+    # (measured: 88 % of them never fire after 25 epochs, seed 2 collapses to one class); with
+    # 0.001 at most 6 % die. See README, "Graph classification".
+    ("gin", "enzymes"): {"node_attributes": True, "lr": 0.001},
 }
 
 
