@@ -127,7 +127,11 @@ def spawn(job: dict, env: dict, threads: int, timeout: float, memory_limit_gb: f
         with open(stdout, "wb") as so, open(stderr, "wb") as se:
             proc = subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True, preexec_fn=_preexec(threads, memory_limit_gb))
-            rc = _wait(proc, t0 + timeout, rss_limit_gb, watch)
+            try:
+                rc = _wait(proc, t0 + timeout, rss_limit_gb, watch)
+            except BaseException:   # Ctrl-C or SIGTERM: the child has its own session, take it down too
+                _kill_group(proc)
+                raise
         wall = round(time.monotonic() - t0, 3)
         try:
             watch["phase"] = (tmp / "phase").read_text() or None
@@ -205,7 +209,7 @@ def run_cells(cells: list[Cell], cfg: RunConfig, out: str | os.PathLike, *, resu
     records = []
     show = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(len(todo), len(cells) - len(todo), show)
-    with bar:
+    with bar, _sigterm_interrupts():
         for cell in todo:
             bar.start(cell)
             rec = run_one(cell, cfg, run_id, data_dir)
@@ -213,6 +217,27 @@ def run_cells(cells: list[Cell], cfg: RunConfig, out: str | os.PathLike, *, resu
             records.append(rec)
             bar.finish(rec)
     return records
+
+
+class _sigterm_interrupts:
+    """SIGTERM (a CI job cancelled, `kill`) ends a suite like Ctrl-C: the running child is killed
+    with it and the records already appended stay."""
+
+    def __enter__(self):
+        self._old = None
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:       # not the main thread: leave signals alone
+            pass
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
 
 
 class _Progress:

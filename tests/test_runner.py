@@ -113,3 +113,32 @@ def test_pyg_run_on_cora_writes_records_and_report(tmp_path, data_dir):
     csv = run_cli("report", out, "--format", "csv").stdout.splitlines()
     assert csv[0].startswith("dataset,device,library,model") and len(csv) == 2
     assert json.loads(run_cli("report", out, "--format", "json").stdout)[0]["seeds"] == 2
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_interrupting_a_suite_kills_its_child_and_keeps_finished_records(tmp_path, data_dir, sig):
+    """The child runs in its own session, so neither Ctrl-C nor a SIGTERM to gnnbench reaches it:
+    the runner must take it down, say so in one line and keep what was already appended."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    out, pidfile = tmp_path / "r.jsonl", tmp_path / "child.pid"
+    env = {**os.environ, **TEST_ENV, "GNNBENCH_TEST_PIDFILE": str(pidfile)}
+    parent = subprocess.Popen([sys.executable, "-m", "gnnbench", "run", "--libs", "test-ok,test-hang", "--models",
+                               "gcn", "--datasets", "cora", "--epochs", "2", "--warmup", "0", "--timeout", "300",
+                               "--data-dir", data_dir, "--out", str(out)],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child = int(pidfile.read_text())
+    parent.send_signal(getattr(signal, sig))
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode == 130 and err.strip().splitlines()[-1].startswith("gnnbench: error: interrupted"), err
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+    assert [r["cell"]["library"] for r in read_records(out)] == ["test-ok"]
