@@ -255,6 +255,19 @@ def _peak_rss_mb() -> float:
     return round(kb / 1024.0, 1)
 
 
+OOM_TYPES = ("OutOfMemoryError", "ResourceExhaustedError")     # torch (CUDA), TensorFlow
+OOM_TEXT = ("can't allocate memory", "out of memory", "oom when allocating", "failed to allocate memory")
+
+
+def is_oom(exc: BaseException) -> bool:
+    """An allocation failure the library raised as its own exception type (torch's CPU allocator
+    raises RuntimeError "DefaultCPUAllocator: can't allocate memory", TF ResourceExhaustedError)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ in OOM_TYPES:
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in OOM_TEXT)
+
+
 def _mb(nbytes):
     return None if nbytes is None else round(nbytes / 2**20, 1)
 
@@ -267,10 +280,14 @@ def main(argv=None) -> int:
     try:
         out = run_verify(job) if job.get("mode") == "verify" else run(job)
     except MemoryError:
-        out = {"status": "oom", "error": "MemoryError: " + _tail(traceback.format_exc(), 4)}
+        out = {"status": "oom", "error": "MemoryError: " + _tail(traceback.format_exc(), 4),
+               "memory": {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": None}}
     except Exception as exc:  # recorded, never lost: the parent appends it
         from .errors import UsageError
-        if isinstance(exc, UsageError):
+        if is_oom(exc):
+            out = {"status": "oom", "error": _tail(traceback.format_exc(), 4),
+                   "memory": {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": None}}
+        elif isinstance(exc, UsageError):
             out = {"status": "failed", "error": str(exc)}
         else:
             out = {"status": "failed", "error": _tail(traceback.format_exc())}

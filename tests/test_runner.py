@@ -142,3 +142,15 @@ def test_interrupting_a_suite_kills_its_child_and_keeps_finished_records(tmp_pat
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
     assert [r["cell"]["library"] for r in read_records(out)] == ["test-ok"]
+
+
+def test_library_allocation_failures_count_as_oom():
+    import torch
+
+    from gnnbench.child import is_oom
+    with pytest.raises(RuntimeError) as info:
+        torch.empty(2**50, dtype=torch.uint8)          # what PyG's full-graph SAGE hit at 8M nodes
+    assert is_oom(info.value), str(info.value)
+    assert is_oom(MemoryError()) and not is_oom(RuntimeError("shape mismatch")) and not is_oom(ValueError("x"))
+    ResourceExhaustedError = type("ResourceExhaustedError", (Exception,), {})
+    assert is_oom(ResourceExhaustedError("OOM when allocating tensor with shape[80000000,128]"))
