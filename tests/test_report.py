@@ -71,6 +71,13 @@ def test_growth_exponents_fit_the_size_sweep():
     assert abs(g["b"]["time_exponent"] - 1.5) < 1e-9 and g["b"]["sizes"] == 3 and g["b"]["largest_edges"] == 160000
     assert g["b"]["failed"] == [(640000, "timeout")] and abs(g["a"]["memory_exponent"]) < 1e-9
     assert "| 1.50 |" in to_markdown(recs)
+    # a run killed while its dataset was being generated has no edge count: named by its nodes
+    big = rec("b", "gcn", 0, [], None, status="oom",
+              dataset="synthetic:nodes=256000,avg_degree=10,features=16,classes=4,seed=0,homophily=0.8")
+    big.pop("times"), big.pop("accuracy"), big.pop("dataset")
+    g = {x["library"]: x for x in growth_exponents(recs + [big])}
+    assert g["b"]["failed_unloaded"] == [(256000, "oom")] and g["b"]["failed"] == [(640000, "timeout")]
+    assert "oom at 256,000 nodes (before its dataset was built)" in to_markdown(recs + [big])
 
 
 def test_protocol_line_says_when_runs_differ():
