@@ -134,9 +134,13 @@ def run(job: dict) -> dict:
     return out
 
 
+PHASE = [None]     # the phase this process is in, also for its own error records
+
+
 def _phase(job: dict, name: str) -> None:
     """Leave the phase this run is in where the parent can read it if it has to kill the child
     (so an `oom` or `timeout` record says whether the library or the dataset load was running)."""
+    PHASE[0] = name
     path = job.get("phase_file")
     if path:
         try:
@@ -280,12 +284,13 @@ def main(argv=None) -> int:
     try:
         out = run_verify(job) if job.get("mode") == "verify" else run(job)
     except MemoryError:
-        out = {"status": "oom", "error": "MemoryError: " + _tail(traceback.format_exc(), 4),
+        out = {"status": "oom", "error": f"MemoryError during {PHASE[0] or 'start-up'}: "
+                                        + _tail(traceback.format_exc(), 4),
                "memory": {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": None}}
     except Exception as exc:  # recorded, never lost: the parent appends it
         from .errors import UsageError
         if is_oom(exc):
-            out = {"status": "oom", "error": _tail(traceback.format_exc(), 4),
+            out = {"status": "oom", "error": f"during {PHASE[0] or 'start-up'}: " + _tail(traceback.format_exc(), 4),
                    "memory": {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": None}}
         elif isinstance(exc, UsageError):
             out = {"status": "failed", "error": str(exc)}
