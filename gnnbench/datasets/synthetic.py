@@ -59,7 +59,9 @@ def make_synthetic(params: dict) -> Graph:
     cls = y[src]
     within = starts[cls] + (rng.random(m) * np.maximum(counts[cls], 1)).astype(np.int64)
     dst = np.where(same, order[np.minimum(within, n - 1)], rng.integers(0, n, size=m, dtype=np.int64))
+    del same, within                  # the largest graphs need every GB: drop temporaries early
     edge_index = canonical_edges(src, dst, n)
+    del src, dst, cls
     # features: a class centroid plus unit noise
     centroids = rng.standard_normal((c, f), dtype=np.float32)
     x = rng.standard_normal((n, f), dtype=np.float32)
