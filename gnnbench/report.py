@@ -202,8 +202,8 @@ def growth_exponents(records: list[dict], table_rows: list[dict] | None = None) 
                                                                                  r["variant"]) == (lib, model, device, var))
             ran = [(e, r) for e, r in pts if r["median_ms"] and r["status"] in ("ok", "accuracy_mismatch")]
             failed = [(e, r["status"]) for e, r in pts if (e, r) not in ran]
-            # runs that died before the dataset was built have no edge count: named by their node count
-            unloaded = sorted((_nodes(r["dataset"]), r["status"]) for r in table_rows
+            # runs killed by the parent have no edge count in their record: named by their node count
+            unloaded = sorted((_nodes(r["dataset"]), r["status"], _phase_of(r.get("error") or "")) for r in table_rows
                               if r["dataset"] in names and r["dataset"] not in edges
                               and (r["library"], r["model"], r["device"], r["variant"]) == (lib, model, device, var))
             out.append({"family": family, "library": lib, "model": model, "device": device, "variant": var,
@@ -215,6 +215,12 @@ def growth_exponents(records: list[dict], table_rows: list[dict] | None = None) 
                         "largest_mb": ran[-1][1]["peak_rss_mb"] if ran else None,
                         "failed": failed, "failed_unloaded": unloaded})
     return out
+
+
+def _phase_of(error: str) -> str:
+    import re
+    m = re.search(r"during ([a-z ]+?)[;:,]", error)
+    return m.group(1) if m else "phase not recorded"
 
 
 def _nodes(dataset: str) -> int:
@@ -246,7 +252,7 @@ def growth_section(records: list[dict], table_rows: list[dict]) -> list[str]:
            "|---|---|---|---|---|---|---|---|---|"]
     for g in sorted(growth, key=lambda g: (g["family"], g["model"], g["library"])):
         fail = ", ".join([f"{st} at {e:,} edges" for e, st in g["failed"]]
-                         + [f"{st} at {n:,} nodes (before its dataset was built)" for n, st in g["failed_unloaded"]]) or "–"
+                         + [f"{st} at {n:,} nodes (during {ph})" for n, st, ph in g["failed_unloaded"]]) or "–"
         model = g["model"] + (f" ({g['variant']})" if g["variant"] else "")
         out.append(f"| {g['family']} | {g['library']} | {model} | {g['sizes']} | {_f(g['time_exponent'])} | "
                    f"{_f(g['memory_exponent'])} | {_f(g['largest_edges'], '{:,}')} edges | "

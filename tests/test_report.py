@@ -74,10 +74,12 @@ def test_growth_exponents_fit_the_size_sweep():
     # a run killed while its dataset was being generated has no edge count: named by its nodes
     big = rec("b", "gcn", 0, [], None, status="oom",
               dataset="synthetic:nodes=256000,avg_degree=10,features=16,classes=4,seed=0,homophily=0.8")
+    big["error"] = "resident memory reached 20.05 GiB, over the 20 GiB --rss-limit, during loading the dataset; killed"
     big.pop("times"), big.pop("accuracy"), big.pop("dataset")
     g = {x["library"]: x for x in growth_exponents(recs + [big])}
-    assert g["b"]["failed_unloaded"] == [(256000, "oom")] and g["b"]["failed"] == [(640000, "timeout")]
-    assert "oom at 256,000 nodes (before its dataset was built)" in to_markdown(recs + [big])
+    assert g["b"]["failed_unloaded"] == [(256000, "oom", "loading the dataset")]
+    assert g["b"]["failed"] == [(640000, "timeout")]
+    assert "oom at 256,000 nodes (during loading the dataset)" in to_markdown(recs + [big])
 
 
 def test_protocol_line_says_when_runs_differ():
