@@ -289,8 +289,8 @@ def _reset_peak_rss() -> float | None:
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
-    except OSError:
-        return peak
+    except OSError:      # no /proc (or not Linux): the after-load peak then includes the load
+        pass
     return peak
 
 
@@ -318,14 +318,11 @@ def main(argv=None) -> int:
         job = json.load(fh)
     try:
         out = run_verify(job) if job.get("mode") == "verify" else run(job)
-    except MemoryError:
-        out = {"status": "oom", "error": f"MemoryError during {PHASE[0] or 'start-up'}: "
-                                        + _tail(traceback.format_exc(), 4),
-               "memory": {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": None}}
-    except Exception as exc:  # recorded, never lost: the parent appends it
+    except Exception as exc:  # recorded, never lost: the parent appends it (MemoryError included)
         from .errors import UsageError
         if is_oom(exc):
-            out = {"status": "oom", "error": f"during {PHASE[0] or 'start-up'}: " + _tail(traceback.format_exc(), 4),
+            out = {"status": "oom", "error": f"{type(exc).__name__} during {PHASE[0] or 'start-up'}: "
+                                            + _tail(traceback.format_exc(), 4),
                    "memory": {"peak_rss_mb": _peak_rss_mb(), "device_peak_mb": None}}
         elif isinstance(exc, UsageError):
             out = {"status": "failed", "error": str(exc)}

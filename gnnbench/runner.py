@@ -137,9 +137,8 @@ def spawn(job: dict, env: dict, threads: int, timeout: float, memory_limit_gb: f
             watch["phase"] = (tmp / "phase").read_text() or None
         except OSError:
             pass
-        child = json.loads(out_path.read_text()) if (rc is not None and out_path.exists()) else None
-        if watch["rss_killed"]:
-            child = None
+        readable = rc is not None and not watch["rss_killed"] and out_path.exists()
+        child = json.loads(out_path.read_text()) if readable else None
         return rc, child, _tail(stderr), wall, watch
 
 
@@ -155,6 +154,8 @@ def _wait(proc: subprocess.Popen, deadline: float, rss_limit_gb: float | None, w
         if time.monotonic() >= deadline:
             _kill_group(proc)
             return None
+        if limit_mb is None:       # woke early without a limit to check: wait again
+            continue
         rss = _rss_mb(proc.pid)
         if rss is not None:
             watch["peak_rss_mb"] = max(watch["peak_rss_mb"] or 0.0, rss)
