@@ -262,9 +262,11 @@ _PEAK_BEFORE_RESET = [0.0]
 
 
 def _peak_rss_mb() -> float:
-    """The whole process's peak RSS, including any part before _reset_peak_rss."""
+    """The whole process's peak RSS, including any part before _reset_peak_rss. ru_maxrss lags the
+    kernel's live high-water mark (it is folded in lazily), so VmHWM is taken too: without it the
+    whole-process peak could read a little below the after-load peak."""
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # KiB on Linux
-    return max(round(kb / 1024.0, 1), _PEAK_BEFORE_RESET[0])
+    return max(round(kb / 1024.0, 1), _vm_hwm_mb() or 0.0, _PEAK_BEFORE_RESET[0])
 
 
 def _vm_hwm_mb() -> float | None:

@@ -213,7 +213,9 @@ def plot_accuracy_vs_time(table: list[dict], path_stem: Path) -> list[Path]:
 
 def plot_scaling(table: list[dict], records: list[dict], path_stem: Path) -> list[Path]:
     """Log-log lines per library, for each synthetic size sweep: median epoch time vs edge count,
-    and next to it the child's peak memory vs edge count."""
+    and next to it the child's peak memory vs edge count (after loading where every row has it:
+    report.memory_key)."""
+    from .report import memory_key
     plt = _plt()
     sw = sweeps(records)
     edges = edge_counts(records)
@@ -223,14 +225,15 @@ def plot_scaling(table: list[dict], records: list[dict], path_stem: Path) -> lis
         for model, device in dict.fromkeys((_label(r), r["device"]) for r in rows):
             sel = [r for r in rows if (_label(r), r["device"]) == (model, device)]
             panels.append((fam, model, device, sel, "time"))
-            if any(r.get("peak_rss_mb") for r in sel):
-                panels.append((fam, model, device, [r for r in sel if r.get("peak_rss_mb")], "memory"))
+            mk = memory_key(sel)
+            if any(r.get(mk) for r in sel):
+                panels.append((fam, model, device, [r for r in sel if r.get(mk)], mk))
     if not panels:
         return []
     colors = _colors(r["library"] for p in panels for r in p[3])
     fig, axes = _panels(len(panels), plt, w=6.0, h=4.4)
     for ax, (fam, model, device, rows, metric) in zip(axes, panels):
-        value = (lambda r: r["median_ms"]) if metric == "time" else (lambda r: r["peak_rss_mb"])
+        value = (lambda r: r["median_ms"]) if metric == "time" else (lambda r, k=metric: r[k])
         for lib in sorted({r["library"] for r in rows}):
             pts = sorted((edges[r["dataset"]], value(r), r["p25_ms"], r["p75_ms"]) for r in rows if r["library"] == lib)
             xs = [p[0] for p in pts]
@@ -249,7 +252,8 @@ def plot_scaling(table: list[dict], records: list[dict], path_stem: Path) -> lis
         if x1 > x0:
             ax.plot([x0, x1], [y0, y0 * x1 / x0], ls="--", color="#999999", lw=1, label="∝ edges")
         ax.set_xlabel("edges")
-        ax.set_ylabel("median epoch time (ms)" if metric == "time" else "peak RSS of the run (MB)")
+        ax.set_ylabel({"time": "median epoch time (ms)", "peak_rss_mb": "peak RSS of the run (MB)",
+                       "peak_rss_after_load_mb": "peak RSS after loading the dataset (MB)"}[metric])
         ax.set_title(f"{model} on {device}, {'time' if metric == 'time' else 'memory'}: "
                      f"{short_dataset(fam).replace('synthetic', 'synthetic graphs')}", fontsize=10)
         ax.grid(alpha=0.3, which="both")

@@ -69,7 +69,7 @@ def test_growth_exponents_fit_the_size_sweep():
     g = {x["library"]: x for x in growth_exponents(recs)}
     assert abs(g["a"]["time_exponent"] - 1.0) < 1e-9 and g["a"]["sizes"] == 4 and g["a"]["largest_edges"] == 640000
     assert abs(g["b"]["time_exponent"] - 1.5) < 1e-9 and g["b"]["sizes"] == 3 and g["b"]["largest_edges"] == 160000
-    assert g["b"]["failed"] == [(640000, "timeout")] and abs(g["a"]["memory_exponent"]) < 1e-9
+    assert g["b"]["failed"] == [(640000, "timeout", "phase not recorded")] and abs(g["a"]["memory_exponent"]) < 1e-9
     assert "| 1.50 |" in to_markdown(recs)
     # a run killed while its dataset was being generated has no edge count: named by its nodes
     big = rec("b", "gcn", 0, [], None, status="oom",
@@ -78,8 +78,54 @@ def test_growth_exponents_fit_the_size_sweep():
     big.pop("times"), big.pop("accuracy"), big.pop("dataset")
     g = {x["library"]: x for x in growth_exponents(recs + [big])}
     assert g["b"]["failed_unloaded"] == [(256000, "oom", "loading the dataset")]
-    assert g["b"]["failed"] == [(640000, "timeout")]
-    assert "oom at 256,000 nodes (during loading the dataset)" in to_markdown(recs + [big])
+    assert g["b"]["failed"] == [(640000, "timeout", "phase not recorded")]
+    md = to_markdown(recs + [big])
+    assert "| timeout at 640,000 edges, oom at 256,000 nodes (during loading the dataset) |" in md
+    # a run killed after its dataset was built elsewhere in the sweep: named by edges, with its phase
+    recs[-1]["error"] = "resident memory reached 20.1 GiB, over the 20 GiB --rss-limit, during training; killed"
+    assert "timeout at 640,000 edges (during training) |" in to_markdown(recs)
+
+
+def test_memory_growth_uses_the_after_load_peak_only_when_every_run_has_it():
+    """The whole-process peak carries gnnbench's dataset build (the same for every library); the
+    after-load peak is the library's. Slopes and the largest-graph figure use the after-load peak
+    when every run of the sweep recorded it, and never mix the two measures in one slope."""
+    from gnnbench.report import growth_exponents, memory_key
+    recs = []
+    for nodes in (1000, 4000, 16000):
+        ds = f"synthetic:nodes={nodes},avg_degree=10,features=16,classes=4,seed=0,homophily=0.8"
+        for lib in ("a", "b"):
+            r = rec(lib, "gcn", 0, [1.0] * 3, 0.5, dataset=ds)
+            e = nodes * 10
+            r["dataset"] = {"edges": e, "fingerprint": "x"}
+            # whole-process peak flat (a big load transient), after-load peak linear in the edges
+            r["memory"] = {"peak_rss_mb": 5000.0, "load_peak_rss_mb": 5000.0, "peak_rss_after_load_mb": 0.01 * e,
+                           "device_peak_mb": None}
+            recs.append(r)
+    g = {x["library"]: x for x in growth_exponents(recs)}
+    assert g["a"]["memory_measure"] == "peak_rss_after_load_mb"
+    assert abs(g["a"]["memory_exponent"] - 1.0) < 1e-9 and g["a"]["largest_mb"] == 1600.0
+    assert g["a"]["largest_load_mb"] == 5000.0
+    md = to_markdown(recs)
+    assert "| 1.0 / 1600 (5000) |" in md and "peak RSS after the dataset is loaded" in md
+    assert "| 5000 / 1600 |" in md and "peak MB (whole / after load)" in md
+    # one older run without the split: the whole sweep falls back to the whole-process peak
+    old = recs[-1]
+    old["memory"] = {"peak_rss_mb": 5000.0, "device_peak_mb": None}
+    g = {x["library"]: x for x in growth_exponents(recs)}
+    assert g["a"]["memory_measure"] == g["b"]["memory_measure"] == "peak_rss_mb"
+    assert abs(g["a"]["memory_exponent"]) < 1e-9 and g["b"]["largest_mb"] == 5000.0
+    assert memory_key([]) == "peak_rss_mb"
+    # a library skipped at every size is said once, not size by size
+    skipped = []
+    for r in recs[::2]:        # one run per size
+        x = rec("c", "gcn", 0, [], None, status="skipped", dataset=r["cell"]["dataset"])
+        x["error"] = "no sampler"
+        x.pop("times"), x.pop("accuracy")
+        skipped.append(x)
+    assert "| 0 | – | – | – edges | – / – | skipped at every size |" in to_markdown(recs + skipped)
+    # a table without the split keeps the old header
+    assert "peak MB (whole" not in to_markdown([rec("a", "gcn", 0, [1.0], 0.81)])
 
 
 def test_protocol_line_says_when_runs_differ():

@@ -130,7 +130,11 @@ def test_interrupting_a_suite_kills_its_child_and_keeps_finished_records(tmp_pat
     parent = subprocess.Popen([sys.executable, "-m", "gnnbench", "run", "--libs", "test-ok,test-hang", "--models",
                                "gcn", "--datasets", "cora", "--epochs", "2", "--warmup", "0", "--timeout", "300",
                                "--data-dir", data_dir, "--out", str(out)],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              # a shell that starts pytest in the background (nohup, `&`) leaves SIGINT
+                              # ignored, and an ignored signal stays ignored across exec: as a user's
+                              # terminal would, give gnnbench the default disposition
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -166,6 +170,6 @@ def test_memory_record_keeps_the_load_transient_apart(tmp_path, data_dir):
     assert p.returncode == 0, p.stderr
     (rec,) = read_records(out)
     m = rec["memory"]
-    assert m["load_peak_rss_mb"] <= m["peak_rss_mb"] + 1, m
+    assert m["load_peak_rss_mb"] <= m["peak_rss_mb"] and m["peak_rss_after_load_mb"] <= m["peak_rss_mb"], m
     # the fake adapter allocates almost nothing: after loading, only the resident dataset remains
     assert m["peak_rss_after_load_mb"] < m["load_peak_rss_mb"] - 50, m
