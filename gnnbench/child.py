@@ -287,7 +287,7 @@ def _reset_peak_rss() -> float | None:
     the transient of building it. The reset lowers ru_maxrss too (same counter), so
     ``peak_rss_mb`` is taken as the larger of the two: the whole process's peak, as before."""
     peak = _vm_hwm_mb()
-    _PEAK_BEFORE_RESET[0] = max(_PEAK_BEFORE_RESET[0], peak or 0.0, _peak_rss_mb())
+    _PEAK_BEFORE_RESET[0] = _peak_rss_mb()     # already the max of ru_maxrss, VmHWM and earlier resets
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
