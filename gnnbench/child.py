@@ -64,9 +64,13 @@ def run(job: dict) -> dict:
         out.update(status="skipped", error=why)
         return out
 
+    spec = spec_from_dict(cell["spec"])
+    why = adapter.unsupported_spec(spec)
+    if why:
+        out.update(status="skipped", error=why)
+        return out
     adapter.set_threads(cfg["threads"])
     out["versions"] = adapter.versions()
-    spec = spec_from_dict(cell["spec"])
     t0 = time.perf_counter()
     _phase(job, "loading the dataset")
     graph = _load(cell, spec, job)
@@ -241,8 +245,11 @@ def run_verify(job: dict) -> dict:
         ok, why = _cuda_available()
         if not ok:
             return {"status": "skipped", "error": why}
-    adapter.set_threads(cfg["threads"])
     spec = spec_from_dict(cell["spec"])
+    why = adapter.unsupported_spec(spec)
+    if why:
+        return {"status": "skipped", "error": why}
+    adapter.set_threads(cfg["threads"])
     graph = _load(cell, spec, job)
     res = check(adapter, spec, graph, cell["device"], cell["seed"])
     return {"status": "passed" if res["passed"] else "failed", "notes": adapter.notes(), **res}

@@ -22,24 +22,19 @@ Pure functions of record lists (no ML imports); the CLI lives in gnnbench.cli.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .errors import UsageError
 from .results import latest_per_key
+from .specs import spec_hash
 from .stats import bootstrap_ratio_ci, mann_whitney_u, mean_std, summarize
 
 RAN = ("ok", "accuracy_mismatch")
 # worst first: a cell's status is the worst among its seeds
 STATUS_ORDER = ("failed", "oom", "timeout", "skipped", "accuracy_mismatch", "ok")
 VERDICT_ORDER = ("regressed", "improved", "incomparable", "missing", "new", "unchanged")
-
-
-def spec_hash(spec: dict | None) -> str:
-    """The same 10-hex-digit hash gnnbench.config.Cell.spec_hash() puts into run keys."""
-    return hashlib.sha256(json.dumps(spec or {}, sort_keys=True).encode()).hexdigest()[:10]
 
 
 @dataclass

@@ -21,8 +21,6 @@ child run and one result record.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +60,8 @@ class Cell:
         return f"{self.library}/{self.model}/{self.dataset}/{self.device}"
 
     def spec_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:10]
+        from .specs import spec_hash
+        return spec_hash(self.spec)
 
     def key(self) -> str:
         """Identity of one run: the cell, its spec and its seed (what --resume matches)."""

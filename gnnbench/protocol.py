@@ -23,6 +23,36 @@ Canonical weights (``gnnbench.weights``) are a ``dict[str, np.ndarray]`` with
 names ``layers.<i>.<param>``; ``weight*`` matrices are ``in x out``. Every
 adapter loads exactly these in ``prepare`` and returns the same layout from
 ``parameters()``, which is what ``gnnbench verify`` compares.
+
+Verify-only hooks (never called in a timed run; ``gnnbench verify`` uses them to compare the
+configuration that is timed, dropout included, with the float64 NumPy reference):
+
+- ``set_dropout_masks(masks)``: ``masks`` maps each dropout site to a float32 0/1 keep-mask
+  (1 = kept), or is None (the library's own dropout again). While masks are set, every dropout
+  site in training mode computes ``x * mask / (1 - p)`` with the rate ``p`` the adapter uses at that
+  site (``spec.dropout``, ``spec.attn_dropout``), instead of drawing its own mask. Sites
+  (``dropout_sites(spec, ...)`` in ``gnnbench.verify`` builds them):
+
+  * ``input.<i>``: the input of layer ``i`` of a node model (gcn, gat, sage), shape [N, d_in(i)];
+  * ``attn.<i>``: GAT's attention coefficients of layer ``i`` (after the softmax), shape
+    [E + N, heads(i)], edges in the canonical order: the columns of ``graph.edge_index``, then one
+    self-loop per node in node order (as ``gnnbench.reference`` adds them). An adapter that
+    reorders edges permutes the mask to its own order;
+  * ``head``: GIN's dropout before the classifier's last linear layer, shape [G, hidden] for a
+    batch of G graphs, in the order of the ids given to ``collate``.
+
+- ``gradients()``: the gradients of the last ``train_step`` / ``train_batch`` loss (mean
+  cross-entropy over the training nodes / the batch's graphs), taken before the optimiser step,
+  in the canonical layout, **without** weight decay (the reference adds it in the optimiser
+  step, as ``torch.optim`` does); a library that adds weight decay to its loss reports the
+  cross-entropy gradient alone.
+- ``dropout_sample(site, shape)``: the library's own training-mode dropout, exactly as the
+  adapter calls it at ``site`` (same op, same rate), applied to ``ones(shape)``; returned as a
+  numpy array. ``verify`` checks the share of zeros against a binomial bound of ``p`` and that
+  survivors are scaled by ``1 / (1 - p)``.
+- ``num_parameters()``: the number of trainable scalars in the library's own model (its
+  trainable variables / ``requires_grad`` parameters), not the size of the canonical dict:
+  ``verify`` requires it to equal the canonical count, so an extra trainable parameter fails.
 """
 from __future__ import annotations
 
@@ -45,6 +75,9 @@ class Adapter:
     install_hint: str = ""
     models: tuple[str, ...] = ("gcn", "gat", "sage")
     devices: tuple[str, ...] = ("cpu",)
+    # input feature layouts (spec.features) the adapter trains on; the harness skips the others
+    feature_layouts: tuple[str, ...] = ("dense",)
+    sparse_features_why: str = "trains on dense features only"   # the skip reason for 'sparse'
 
     # ---- run in the parent (must not import the library) -------------------
     @classmethod
@@ -70,6 +103,13 @@ class Adapter:
     def unsupported(self, model: str) -> str | None:
         """Why this adapter cannot run ``model`` (the cell is then ``skipped`` with it), or None."""
         return None if model in self.models else f"{self.name} does not implement model '{model}'"
+
+    def unsupported_spec(self, spec) -> str | None:
+        """Why this adapter cannot run ``spec`` as given (checked by the harness after ``unsupported``)."""
+        layout = getattr(spec, "features", "dense")
+        if layout not in self.feature_layouts:
+            return f"{self.name}: features={layout} not offered: {self.sparse_features_why}"
+        return None
 
     def prepare(self, graph, spec, device: str, seed: int, weights: dict) -> None:
         raise NotImplementedError
@@ -107,4 +147,16 @@ class Adapter:
         return None
 
     def num_parameters(self) -> int:
+        """Trainable scalars of the library's model (see the module docstring). This default counts
+        the canonical layout; every real adapter overrides it with its library's own count."""
         return int(sum(v.size for v in self.parameters().values()))
+
+    # ---- verify-only hooks (see the module docstring) ----------------------------
+    def set_dropout_masks(self, masks: dict | None) -> None:
+        raise NotImplementedError(f"{self.name}: no dropout-mask hook")
+
+    def gradients(self) -> dict:
+        raise NotImplementedError(f"{self.name}: no gradients hook")
+
+    def dropout_sample(self, site: str, shape: tuple) -> "object":
+        raise NotImplementedError(f"{self.name}: no dropout_sample hook")

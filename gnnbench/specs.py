@@ -27,6 +27,10 @@ class ModelSpec:
     # 'cached': every library precomputes the normalised adjacency once in prepare();
     # 'recompute': the library's own per-forward normalisation is kept (cost shown in reports)
     norm_policy: str = "cached"
+    # input feature layout every library is handed: 'dense' (the default, in every library, native
+    # included) or 'sparse' (CSR/COO features, only where the library's public API trains on them;
+    # elsewhere the cell is skipped with the reason)
+    features: str = "dense"
 
     def with_overrides(self, overrides: dict | None) -> "ModelSpec":
         return override(self, overrides or {})
@@ -99,7 +103,20 @@ class SampledSAGESpec(SAGESpec):
 
 MODELS: dict[str, type[ModelSpec]] = {"gcn": GCNSpec, "gat": GATSpec, "sage": SAGESpec, "gin": GINSpec,
                                       "sage-sampled": SampledSAGESpec}
-CHOICES = {"readout": ("sum", "mean"), "norm_policy": ("cached", "recompute"), "optimizer": ("adam", "sgd")}
+CHOICES = {"readout": ("sum", "mean"), "norm_policy": ("cached", "recompute"), "optimizer": ("adam", "sgd"),
+           "features": ("dense", "sparse")}
+
+# Spec keys added after records were first written, with the value that reproduces what those
+# records ran: left out of the spec hash at that value, so older run keys still match.
+HASH_NEUTRAL = {"features": "dense"}
+
+
+def spec_hash(spec: dict | None) -> str:
+    """10 hex digits identifying a spec (run keys, --resume, compare, history)."""
+    import hashlib
+    import json
+    d = {k: v for k, v in (spec or {}).items() if not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 # Dataset-specific defaults from the original papers (GAT on PubMed: 8 output
 # heads, lr 0.01, weight decay 1e-3; GIN on ENZYMES: node attributes, as its reference, lr 0.001).
