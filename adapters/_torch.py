@@ -123,3 +123,26 @@ def copy_(param, array, transpose: bool = False) -> None:
 def numpy_(param, transpose: bool = False) -> np.ndarray:
     a = param.detach().cpu().numpy()
     return np.ascontiguousarray(a.T if transpose else a)
+
+
+# One optimiser implementation for every torch adapter (PyG, DGL, native, their graph and sampled
+# tasks): torch.optim offers a for-loop, a multi-tensor ("foreach") and a fused kernel; the same
+# choice everywhere, so no library is credited with a faster optimiser. Recorded in every record's notes.
+OPTIMIZER_IMPL = "foreach"
+
+
+def make_optimizer(params, spec):
+    """The spec's optimiser (adam | sgd) with the one implementation all torch adapters use."""
+    import torch
+    params = list(params)
+    kwargs = {"lr": spec.lr, "weight_decay": spec.weight_decay}
+    if OPTIMIZER_IMPL == "fused":
+        kwargs["fused"] = True
+    else:
+        kwargs["foreach"] = OPTIMIZER_IMPL == "foreach"
+    cls = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
+    return cls(params, **kwargs)
+
+
+def optimizer_note(spec) -> str:
+    return f"optimiser: torch.optim.{'Adam' if spec.optimizer == 'adam' else 'SGD'}({OPTIMIZER_IMPL}), as in every torch adapter"
