@@ -6,7 +6,7 @@ The child process calls, in order::
     adapter.set_threads(n)                      # before prepare, once
     adapter.prepare(graph, spec, device, seed, weights)   # timed as setup_s
     adapter.train_step(); adapter.sync()        # warm-up, then timed epochs
-    adapter.evaluate()                          # not timed
+    adapter.logits()                            # not timed: the harness scores them (gnnbench.metrics)
     adapter.infer(); adapter.sync()             # timed
     adapter.peak_memory()                       # device peak bytes (CUDA) or None
 
@@ -122,16 +122,14 @@ class Adapter:
         """Loss of the last train_step (may synchronise; never called while timing)."""
         raise NotImplementedError
 
-    def evaluate(self) -> dict[str, float]:
-        """Accuracies {'train':…, 'val':…, 'test':…} in eval mode."""
-        raise NotImplementedError
-
     def infer(self) -> None:
         """One forward pass in eval mode (timed by the harness)."""
         raise NotImplementedError
 
     def logits(self):
-        """Eval-mode logits as a float numpy array [N, C] (for verify)."""
+        """Eval-mode logits as a float numpy array: [N, C] for node tasks (full-graph inference for
+        the sampled task), [G, C] for all graphs of a graph task. The harness computes accuracy from
+        them with its own masks (``gnnbench.metrics``), and ``verify`` compares them."""
         raise NotImplementedError
 
     def parameters(self) -> dict:

@@ -31,3 +31,20 @@ def in_band(model: str, dataset: str, test_acc: float | None) -> bool | None:
     if ref is None or test_acc is None:
         return None
     return abs(100.0 * test_acc - ref["test"]) <= ref["band"]
+
+
+# Where no published reference exists (synthetic graphs, sage-sampled), libraries are checked against
+# each other: a row whose mean test accuracy is more than this many percentage points from the median
+# of the libraries' means for the same model, dataset, device and spec is `accuracy_mismatch`. The
+# committed synthetic GCN sweeps spread by at most 3.5 points across the five libraries.
+AGREEMENT_MARGIN = 5.0
+
+
+def disagreeing(accs: dict[str, float]) -> dict[str, float]:
+    """{library: median of all} for the libraries whose test accuracy (in [0, 1]) lies more than
+    AGREEMENT_MARGIN points from the median of ``accs``; empty with fewer than two libraries."""
+    import statistics
+    if len(accs) < 2:
+        return {}
+    med = statistics.median(accs.values())
+    return {lib: med for lib, a in accs.items() if abs(100.0 * (a - med)) > AGREEMENT_MARGIN}

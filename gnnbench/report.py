@@ -11,7 +11,7 @@ import io
 import json
 from collections import OrderedDict
 
-from .references import in_band, reference
+from .references import AGREEMENT_MARGIN, disagreeing, in_band, reference
 from .results import latest_per_key
 from .stats import mean_std, summarize
 
@@ -69,6 +69,7 @@ def rows(records: list[dict]) -> list[dict]:
             "error": errors[-1].strip().splitlines()[0] if errors else "",
             "notes": sorted({n for r in recs for n in r.get("notes", [])}),
         })
+    _cross_check(out)
     # relative speed: among the rows of one model (all libraries and variants) on one dataset and device
     for (dataset, device, model) in {(r["dataset"], r["device"], r["model"]) for r in out}:
         table = [r for r in out if (r["dataset"], r["device"], r["model"]) == (dataset, device, model)]
@@ -77,6 +78,23 @@ def rows(records: list[dict]) -> list[dict]:
         for r in table:
             r["relative"] = (r["median_ms"] / fastest) if (fastest and r["median_ms"]) else None
     return out
+
+
+def _cross_check(out: list[dict]) -> None:
+    """Rows with no published reference: each library's mean test accuracy against the median of
+    the libraries measured on the same model, dataset, device and spec variant."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in out:
+        if r["reference_acc"] is None and r["test_acc_mean"] is not None and r["status"] in ("ok", "accuracy_mismatch"):
+            groups.setdefault((r["dataset"], r["device"], r["model"], r["variant"]), []).append(r)
+    for table in groups.values():
+        off = disagreeing({r["library"]: r["test_acc_mean"] for r in table})
+        for r in table:
+            r["agreement_median"] = _median([t["test_acc_mean"] for t in table]) if len(table) > 1 else None
+            if r["library"] in off:
+                r["status"] = "accuracy_mismatch"
+                r["error"] = (f"test accuracy {100 * r['test_acc_mean']:.1f} % is more than {AGREEMENT_MARGIN:g} points "
+                              f"from the median {100 * off[r['library']]:.1f} % of the {len(table)} libraries")
 
 
 def variant(record: dict) -> str:
@@ -205,7 +223,9 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
         out.append("")
     out.append("Relative: median epoch time divided by that of the fastest `ok` row of the same model in the "
                "same table (1.00× is fastest). Accuracy: mean ± std of test accuracy over seeds, published reference "
-               "in parentheses; rows more than the band away are `accuracy_mismatch` and never count as fastest."
+               "in parentheses; rows more than the band away are `accuracy_mismatch` and never count as fastest; "
+               f"without a published reference, rows more than {AGREEMENT_MARGIN:g} points from the median of the "
+               "libraries in the same table are."
                + (" Graph classification: an epoch is every training batch, each library's own collation "
                   "included; `collate` is the median per-epoch part of it spent batching; the test set is one "
                   "fold of a stratified 10-fold split." if any(r.get("collate_ms") is not None for r in table_rows)
