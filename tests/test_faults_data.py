@@ -209,3 +209,34 @@ def test_tu_files_with_crlf_line_ends_load_the_same_and_a_changed_value_does_not
     labels.write_bytes(labels.read_bytes().replace(b"-1\r\n", b"1\r\n", 1))   # one graph relabelled
     with pytest.raises(DataError, match=r"MUTAG_graph_labels.txt has sha256 [0-9a-f]{64}, expected a1518ea3"):
         preflight(["mutag"], tmp_path)
+
+
+def test_a_tu_download_is_hash_checked_before_it_is_saved(tmp_path, data_dir, monkeypatch):
+    """A fake 'network' serving MUTAG as a zip (CRLF line ends, as some archives have): saved into
+    the cache and loaded; the same zip with one value changed is refused and nothing is saved."""
+    import io
+    import zipfile
+
+    from gnnbench.datasets import download, load_graph
+
+    def archive(change=False):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for f in sorted(Path(data_dir, "MUTAG", "raw").glob("MUTAG_*.txt")):
+                data = f.read_bytes().replace(b"\n", b"\r\n")
+                if change and f.name == "MUTAG_A.txt":
+                    data = data.replace(b"2, 1", b"2, 3", 1)
+                zf.writestr(f"MUTAG/{f.name}", data)
+        return buf.getvalue()
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(download, "_fetch", lambda url, timeout=30.0: archive())
+    assert load_graph("mutag", tmp_path / "empty").fingerprint() == load_graph("mutag", data_dir).fingerprint()
+    assert (tmp_path / "xdg" / "gnnbench" / "MUTAG" / "raw" / "MUTAG_A.txt").exists()
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg2"))
+    monkeypatch.setattr(download, "_fetch", lambda url, timeout=30.0: archive(change=True))
+    with pytest.raises(DataError, match=r"downloaded https://\S+MUTAG.zip: .*MUTAG_A.txt has sha256 [0-9a-f]{64}, "
+                                        r"expected d9656ca7.*not saved"):
+        load_graph("mutag", tmp_path / "empty")
+    assert not (tmp_path / "xdg2" / "gnnbench" / "MUTAG").exists()
