@@ -125,3 +125,23 @@ def test_a_data_folder_that_does_not_exist_is_named(tmp_path, monkeypatch):
         load_graph("cora")
     assert load_graph("synthetic:nodes=50,avg_degree=2,features=4,classes=2").num_nodes == 50, \
         "a generated graph reads no folder"
+
+
+# Graph.fingerprint() of each dataset as the plain-unpickler loader built it before the sha256 check
+# and the restricted unpickler came in (measured at commit 60c09ae): neither may change a byte
+FINGERPRINTS = [
+    ("cora", {}, "sha256:878b4885f7e75058"),
+    ("cora", {"normalize_features": True}, "sha256:87ef409019e5d475"),
+    ("citeseer", {}, "sha256:4c7fcb43bdb213c9"),
+    ("pubmed", {}, "sha256:0b4e9b0ac53df283"),
+    ("mutag", {}, "sha256:60d0c32f82e48a7c"),
+    ("proteins", {}, "sha256:a9071b3af355821b"),
+    ("proteins", {"node_attributes": True}, "sha256:f750533f1089c5bb"),
+    ("enzymes", {}, "sha256:6950cd81936c61cb"),
+    ("enzymes", {"node_attributes": True}, "sha256:6d43e229f37894ab"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,fingerprint", FINGERPRINTS)
+def test_checked_loading_keeps_every_fingerprint(data_dir, name, kwargs, fingerprint):
+    assert load_graph(name, data_dir, **kwargs).fingerprint() == fingerprint

@@ -79,5 +79,5 @@ def read_checked(path: str | Path) -> bytes:
     if got not in (want, RECONSTRUCTED_SHA256.get(name)):
         also = f" (or {RECONSTRUCTED_SHA256[name]}, the documented reconstruction)" if name in RECONSTRUCTED_SHA256 else ""
         raise DataError(f"{path} has sha256 {got}, expected {want}{also}: the file is damaged or not the "
-                        f"published one; nothing was read from it (restore it from its source)")
+                        f"published one, and was not parsed (restore it from its source)")
     return data
