@@ -240,3 +240,21 @@ def test_a_tu_download_is_hash_checked_before_it_is_saved(tmp_path, data_dir, mo
                                         r"expected d9656ca7.*not saved"):
         load_graph("mutag", tmp_path / "empty")
     assert not (tmp_path / "xdg2" / "gnnbench" / "MUTAG").exists()
+
+
+def test_spawn_still_runs_where_prctl_is_unavailable(tmp_path, data_dir, monkeypatch):
+    """Off Linux there is no prctl: the parent-death signal is then skipped, and the run goes on."""
+    import dataclasses
+
+    from gnnbench import runner
+    from gnnbench.config import RunConfig, Suite, expand
+    monkeypatch.setenv("GNNBENCH_TEST_ADAPTERS", "1")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(runner.tempfile, "tempdir", None)      # re-read TMPDIR
+    monkeypatch.setattr(runner, "_prctl", lambda: None)
+    (cell,) = expand(Suite("t", ["test-ok"], ["gcn"], ["cora"]))
+    job = {"cell": cell.to_dict(), "config": {**dataclasses.asdict(RunConfig(epochs=1, warmup=0)), "threads": 1},
+           "data_dir": data_dir}
+    rc, child, tail, _, _ = runner.spawn(job, runner.child_env(cell, 1), 1, 300)
+    assert rc == 0 and child["status"] in ("ok", "accuracy_mismatch"), (rc, child, tail)
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("gnnbench-")] == [], "temp folder removed"

@@ -75,9 +75,9 @@ def read_checked(path: str | Path) -> bytes:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     if name in TU_SHA256:
         data = data.replace(b"\r\n", b"\n")
-    got = hashlib.sha256(data).hexdigest()
-    if got not in (want, RECONSTRUCTED_SHA256.get(name)):
-        also = f" (or {RECONSTRUCTED_SHA256[name]}, the documented reconstruction)" if name in RECONSTRUCTED_SHA256 else ""
+    got, rebuilt = hashlib.sha256(data).hexdigest(), RECONSTRUCTED_SHA256.get(name)
+    if got not in (want, rebuilt):
+        also = f" (or {rebuilt}, the documented reconstruction)" if rebuilt else ""
         raise DataError(f"{path} has sha256 {got}, expected {want}{also}: the file is damaged or not the "
                         f"published one, and was not parsed (restore it from its source)")
     return data
