@@ -95,6 +95,7 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
         overrides, data_dir, out, resume, report):
     """Run a benchmark suite; append one record per run to a JSONL file."""
     from .config import expand, load_suite
+    from .datasets import preflight
     from .report import to_markdown
     from .results import read_records
     from .runner import run_cells
@@ -111,6 +112,7 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
     if repeats is not None:
         s.repeats = repeats
     cells = expand(s, parse_overrides(list(overrides)))
+    preflight([c.dataset for c in cells], data_dir)   # data folder, datasets and their sha256, before any run
     if resume and not out:
         raise UsageError("--resume needs --out FILE (the results file to complete)")
     out_path = Path(out) if out else _default_out(s.name)
@@ -238,12 +240,14 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
     from gnnbench.adapters import adapter_names
 
     from .config import Suite, expand
+    from .datasets import preflight
     from .envinfo import cpu_count
     from .runner import child_env, spawn
     from .verify import LOGITS_ATOL, LOSS_RTOL, PARAMS_ATOL
 
     s = Suite("verify", _csv(libs) if libs else adapter_names(), _csv(models), _csv(datasets), [device])
     cells = expand(s)
+    preflight([c.dataset for c in cells], data_dir)
     n_threads = threads or cpu_count()
     click.echo(f"tolerances: logits |diff| <= {LOGITS_ATOL:g}, loss rel <= {LOSS_RTOL:g}, "
                f"params after one step |diff| <= {PARAMS_ATOL:g}\n")

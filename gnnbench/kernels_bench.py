@@ -103,7 +103,10 @@ class _Impls:
 
 def run_kernels(datasets: list[str], widths: list[int], data_dir=None, repeats: int = 10, *, threads=None,
                 device: str = "cpu", ops=OPS, impls=IMPLS, copy_bw: float | None = None) -> list[dict]:
-    """Time every (op, dataset, width, implementation); one dict per measurement."""
+    """Time every (op, dataset, width, implementation); one dict per measurement. The datasets are
+    found and hash-checked first (``datasets.preflight``), before any measurement or build."""
+    from .datasets import preflight
+    preflight(datasets, data_dir)
     import numpy as np
     import torch
 

@@ -1,13 +1,17 @@
 """The runner: each run of a cell in a fresh child process, threads pinned, with a timeout.
 
 Data flows one way: cells -> child runs -> records (appended at once) -> reports.
-A crash, OOM kill or timeout in one run is recorded and the suite goes on.
+A crash, OOM kill or timeout in one run is recorded and the suite goes on. A child never outlives
+gnnbench: it gets a parent-death signal, and the temp folder of a parent killed outright (SIGKILL)
+is removed by the next ``spawn``.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +25,9 @@ from .config import Cell, RunConfig
 from .envinfo import cpu_count, environment
 from .results import SCHEMA_VERSION, append_record, completed_keys
 
+TMP_PREFIX = "gnnbench-"       # the per-run temp folders
+OWNER_FILE = "owner"           # in each: "<pid> <start time>" of the gnnbench process that made it
+PR_SET_PDEATHSIG = 1           # <sys/prctl.h>
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
@@ -43,8 +50,27 @@ def child_env(cell: Cell, threads: int) -> dict[str, str]:
     return env
 
 
+@functools.lru_cache(maxsize=None)
+def _prctl():
+    """libc's ``prctl``, or None where there is none (not Linux). Resolved in the parent: a
+    pre-exec hook runs between fork and exec, where loading a library is not safe."""
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
 def _preexec(threads: int, memory_limit_gb: float | None):
+    parent, prctl = os.getpid(), _prctl()
+
     def fn():
+        # die with the parent: SIGKILL once the thread that started us ends, however it ends
+        # (the child has its own session, so neither Ctrl-C nor a killed terminal reaches it)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            if os.getppid() != parent:   # the parent died before the signal was armed
+                os._exit(1)
         try:  # pin the child to the first `threads` cores it may use
             cores = sorted(os.sched_getaffinity(0))
             if threads < len(cores):
@@ -56,6 +82,49 @@ def _preexec(threads: int, memory_limit_gb: float | None):
             limit = int(memory_limit_gb * 2**30)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     return fn
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks after boot), '-' where /proc cannot tell,
+    None for no such process or a zombie. Together with the pid it names one process: pids are reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else fields[19]
+    except FileNotFoundError:
+        if os.path.exists("/proc/self/stat"):    # /proc works: there is no such process
+            return None
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return "-"
+
+
+def _remove_stale_tmp(tmpdir: str) -> None:
+    """Remove the temp folders in ``tmpdir`` whose gnnbench process is gone (a SIGKILL leaves no
+    time to clean up): only ``gnnbench-*`` folders of this user that hold gnnbench's owner marker."""
+    try:
+        entries = list(os.scandir(tmpdir))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(TMP_PREFIX):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            pid, start = (Path(entry.path) / OWNER_FILE).read_text().split()
+            now = _proc_start(int(pid))
+        except (OSError, ValueError):
+            continue
+        reused = "-" not in (start, now) and now != start      # the pid now names another process
+        if now is None or reused:
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _tail(path: Path, lines: int = 12, chars: int = 3000) -> str:
@@ -116,10 +185,17 @@ def spawn(job: dict, env: dict, threads: int, timeout: float, memory_limit_gb: f
     Returns (exit code or None on timeout, the child's JSON output or None, stderr tail, wall
     seconds, watch) where watch holds ``rss_killed``, the highest ``peak_rss_mb`` polled and the
     ``phase`` the child last reported (loading the dataset, prepare, training, ...).
+
+    The child dies with the thread that spawned it (``PR_SET_PDEATHSIG``; a no-op without prctl).
+    Its temp folder carries an owner marker (pid and start time of this process); each call first
+    removes the marked folders, in the same temp dir, whose owner is gone.
     """
     watch = {"rss_killed": False, "peak_rss_mb": None, "phase": None}
-    with tempfile.TemporaryDirectory(prefix="gnnbench-") as tmp:
+    tmpdir = tempfile.gettempdir()
+    _remove_stale_tmp(tmpdir)
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=tmpdir) as tmp:
         tmp = Path(tmp)
+        (tmp / OWNER_FILE).write_text(f"{os.getpid()} {_proc_start(os.getpid())}")
         (tmp / "job.json").write_text(json.dumps({**job, "phase_file": str(tmp / "phase")}))
         out_path, stdout, stderr = tmp / "record.json", tmp / "stdout", tmp / "stderr"
         cmd = [sys.executable, "-m", "gnnbench.child", str(tmp / "job.json"), str(out_path)]

@@ -1,5 +1,6 @@
 """TU graph-classification sets: exact counts, canonical edges, stratified folds, batching."""
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,13 +63,18 @@ def test_folds_are_stratified_deterministic_and_partition(tu, data_dir):
     assert np.array_equal(np.sort(np.concatenate([gs.train_idx, gs.test_idx])), np.arange(gs.num_graphs))
 
 
-def test_bad_fold_and_corrupt_files(tmp_path, data_dir):
+def test_bad_fold_and_corrupt_files(tmp_path, data_dir, monkeypatch):
     with pytest.raises(DataError, match="fold 10 out of range"):
         load_graph("mutag", data_dir, fold=10)
     raw = tmp_path / "MUTAG" / "raw"
     shutil.copytree(f"{data_dir}/MUTAG/raw", raw)
     with open(raw / "MUTAG_A.txt", "a") as fh:
         fh.write("1, 3371\n")           # joins graph 1 and graph 188
+    with pytest.raises(DataError, match=r"MUTAG_A.txt has sha256 [0-9a-f]{64}, expected d9656ca7"):
+        load_graph("mutag", tmp_path)
+    # the parser's own checks, should a file get past the hash check
+    from gnnbench.datasets import tu
+    monkeypatch.setattr(tu, "read_checked", lambda path: Path(path).read_bytes())
     with pytest.raises(DataError, match="joins two different graphs"):
         load_graph("mutag", tmp_path)
     shutil.copy(f"{data_dir}/MUTAG/raw/MUTAG_A.txt", raw / "MUTAG_A.txt")

@@ -7,7 +7,10 @@ classification, a ``GraphSet``) and ``synthetic[:key=value,...]`` (generated, no
 Data directory: ``--data-dir``, else ``$GNNBENCH_DATA``, else the user cache
 (``$XDG_CACHE_HOME/gnnbench`` or ``~/.cache/gnnbench``). Missing raw files are
 downloaded into the cache only; a data directory that is not the cache is never
-written to.
+written to, and one that does not exist is an error (not a silent fall-back to the cache).
+
+Every raw file is checked against its known sha256 before it is parsed (``checksums``), and
+``preflight`` does that for a whole suite before its first run starts.
 """
 from __future__ import annotations
 
@@ -81,17 +84,45 @@ def load_graph(name: str, data_dir=None, normalize_features: bool = False, downl
 
 
 def locate(name: str, data_dir=None, download: bool = True) -> Path:
-    """The root folder holding ``name``'s raw files; downloads into the cache if needed."""
+    """The root folder holding ``name``'s raw files; downloads into the cache if needed. A chosen
+    data folder (``data_dir`` or ``$GNNBENCH_DATA``) that does not exist is a DataError naming it."""
     from .download import download_planetoid, download_tu
     if name in TU_NAMES:
         from .tu import raw_paths
     else:
         from .planetoid import raw_paths
     dirs = data_dirs(data_dir)
+    if len(dirs) > 1 and not dirs[0].is_dir():   # a chosen folder that is not the cache
+        origin = "--data-dir" if data_dir else "GNNBENCH_DATA"
+        raise DataError(f"data folder {dirs[0]} (from {origin}) does not exist or is not a folder")
     for d in dirs:
         if all(p.exists() for p in raw_paths(d, name).values()):
             return d
+    where = ", ".join(map(str, dirs))
     if not download:
-        raise DataError(f"dataset '{name}' not found in {', '.join(map(str, dirs))}")
-    (download_tu if name in TU_NAMES else download_planetoid)(name, dirs[-1])
+        raise DataError(f"dataset '{name}' not found in {where}")
+    try:
+        (download_tu if name in TU_NAMES else download_planetoid)(name, dirs[-1])
+    except DataError as exc:
+        raise DataError(f"dataset '{name}' is not in {where}, and {exc}") from None
     return dirs[-1]
+
+
+def preflight(names, data_dir=None) -> None:
+    """Before any run starts: find each distinct non-synthetic dataset of ``names`` (downloading
+    into the cache if needed) and check every raw file it may read against its known sha256, so
+    that a missing data folder, a missing dataset or a damaged file is one DataError up front."""
+    from .checksums import read_checked
+    from .tu import attributes_path
+    for name in dict.fromkeys(canonical_dataset_name(n) for n in names):
+        if name.startswith("synthetic"):
+            continue
+        root = locate(name, data_dir)
+        if name in TU_NAMES:
+            from .tu import raw_paths
+            extra = [p for p in [attributes_path(root, name)] if p.exists()]
+        else:
+            from .planetoid import raw_paths
+            extra = []
+        for path in [*raw_paths(root, name).values(), *extra]:
+            read_checked(path)

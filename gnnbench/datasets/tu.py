@@ -3,15 +3,18 @@
 ``<root>/<NAME>/raw/<NAME>_A.txt`` (1-based ``src, dst`` node pairs), ``_graph_indicator``
 (graph id per node, 1-based), ``_graph_labels``, ``_node_labels`` and, where present,
 ``_node_attributes``. Features: the node attributes (only when asked) followed by the one-hot
-node labels, as PyG's ``TUDataset(use_node_attr=...)`` builds them.
+node labels, as PyG's ``TUDataset(use_node_attr=...)`` builds them. Each file is checked
+against its known sha256 (CRLF read as LF) before it is parsed (``checksums.read_checked``).
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from .checksums import read_checked
 from .graph import GraphSet, canonical_edges
 
 TU = {"mutag": "MUTAG", "proteins": "PROTEINS", "enzymes": "ENZYMES"}
@@ -24,10 +27,17 @@ def raw_paths(root: Path, name: str) -> dict[str, Path]:
     return {part: Path(root) / upper / "raw" / f"{upper}_{part}.txt" for part in REQUIRED}
 
 
+def attributes_path(root: Path, name: str) -> Path:
+    """The optional node-attribute file (MUTAG has none)."""
+    upper = TU[name]
+    return Path(root) / upper / "raw" / f"{upper}_node_attributes.txt"
+
+
 def _read(path: Path, dtype) -> np.ndarray:
+    text = read_checked(path).decode("latin-1")
     try:
-        a = np.loadtxt(path, delimiter=",", dtype=dtype, ndmin=1)
-    except (OSError, ValueError) as exc:
+        a = np.loadtxt(io.StringIO(text), delimiter=",", dtype=dtype, ndmin=1)
+    except ValueError as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
     return a
 
@@ -71,7 +81,7 @@ def read_tu(root: Path, name: str, node_attributes: bool = False, fold: int = 0,
         raise DataError(f"{paths['node_labels']}: {node_labels.size} labels for {n} nodes")
     cats, codes = np.unique(node_labels, return_inverse=True)
     parts = []
-    attr_path = Path(root) / upper / "raw" / f"{upper}_node_attributes.txt"
+    attr_path = attributes_path(root, name)
     if node_attributes:
         if not attr_path.exists():
             raise DataError(f"{upper} has no node attributes ({attr_path} missing)")
