@@ -61,10 +61,13 @@ def check_results_path(out: Path, reports=()) -> None:
     except OSError as exc:
         raise WriteError(f"cannot create the folder of results file {out}: {exc.strerror}") from None
     try:
-        with open(out, "ab"):
-            pass
+        fd = _open_locked(out)
+        try:
+            _repair_tail(fd, out)     # a torn last line goes to .rejected now, not after the first run
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise WriteError(f"cannot write results file {out}: {exc.strerror}") from None
+        raise WriteError(f"cannot write results file {out}: {exc.strerror or exc}") from None
 
 
 def _finite(obj, path="", bad=None):

@@ -6,6 +6,7 @@ Every check raises ``UsageError`` with one line; the caller says where (``file:l
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import yaml
 
@@ -69,24 +70,17 @@ def hyperparameter(model: str, key: str, value):
         number(value, type(value), lo, inclusive, hi, what=f"{model}.{key}")
 
 
+@contextmanager
 def at(where: str):
-    """Context manager: prefix any UsageError raised inside with ``where: ``."""
-    return _At(where)
-
-
-class _At:
-    def __init__(self, where):
-        self.where = where
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, typ, exc, tb):
-        if typ is not None and issubclass(typ, UsageError) and not getattr(exc, "located", False):
-            new = UsageError(f"{self.where}: {exc}")
-            new.located = True
-            raise new from None
-        return False
+    """Prefix any UsageError raised inside with ``where: `` (once: an inner ``at`` wins)."""
+    try:
+        yield
+    except UsageError as exc:
+        if getattr(exc, "located", False):
+            raise
+        located = UsageError(f"{where}: {exc}")
+        located.exit_code, located.located = exc.exit_code, True
+        raise located from None
 
 
 class Mapping(dict):
