@@ -124,14 +124,13 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
         if value is not None:
             setattr(s, attr, _csv(value))
             s.where[attr] = f"--{attr}"
-    for attr, opt, value in (("epochs", "epochs", epochs), ("warmup", "warmup", warmup), ("threads", "threads", threads),
-                             ("timeout", "timeout", timeout), ("memory_limit_gb", "memory-limit", memory_limit),
-                             ("rss_limit_gb", "rss-limit", rss_limit), ("repeats", "repeats", repeats)):
-        if value is not None:
-            with validate.at(f"--{opt}"):
-                value = validate.run_value(attr, value)
-            setattr(s if attr == "repeats" else s.run, attr, value)
-            s.where[attr] = f"--{opt}"
+    for attr, value in (("epochs", epochs), ("warmup", warmup), ("threads", threads), ("timeout", timeout),
+                        ("memory_limit_gb", memory_limit), ("rss_limit_gb", rss_limit), ("repeats", repeats)):
+        if value is not None:   # the same checks as a suite file's, named by the option
+            opt = "--" + attr.removesuffix("_gb").replace("_", "-")
+            with validate.at(opt):
+                setattr(s if attr == "repeats" else s.run, attr, validate.run_value(attr, value))
+            s.where[attr] = opt
     with validate.at(s.where.get("threads", "threads")):
         validate.threads(s.run.threads, cpu_count(), oversubscribe or s.oversubscribe)
     cells = expand(s, parse_overrides(list(overrides)))

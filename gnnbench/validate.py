@@ -41,10 +41,11 @@ def number(value, kind, lo=None, inclusive=True, hi=None, what="value"):
         raise UsageError(f"{bad}, got {str(value).lower()}")
     try:
         if isinstance(value, str):
-            value = float(value) if kind is float else int(value)
+            v = float(value) if kind is float else int(value)
         elif kind is int and not isinstance(value, int):
             raise ValueError
-        v = kind(value)
+        else:
+            v = kind(value)
     except (TypeError, ValueError, OverflowError):
         raise UsageError(f"{bad}, got {value!r}") from None
     if not math.isfinite(v) or (lo is not None and (v < lo if inclusive else v <= lo)) or (hi is not None and v >= hi):
