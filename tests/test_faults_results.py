@@ -73,7 +73,7 @@ def test_read_only_output_fails_before_any_run(tmp_path, data_dir):
             p = run_cli(*_args(data_dir, out), env={**TEST_ENV, "TMPDIR": str(side)})
             _one_line_error(p, str(out), "Read-only file system")
             assert "results:" not in p.stderr
-    assert not list(side.iterdir()), "no run happened, so no record had to be kept aside"
+    assert not list(side.rglob("*.unsaved-*")), "no run happened, so no record had to be kept aside"
 
 
 def test_full_filesystem_mid_run_keeps_every_record_and_resume_completes(tmp_path, data_dir):
@@ -90,7 +90,7 @@ def test_full_filesystem_mid_run_keeps_every_record_and_resume_completes(tmp_pat
         p = run_cli(*_args(data_dir, out, "--repeats", "3"), env={**TEST_ENV, "TMPDIR": str(side)})
         line = _one_line_error(p, f"cannot write results file {out}", "No space left on device", "saved in")
         kept = _records(out)                  # whole records only: the partial line was taken back
-        (side_file,) = side.iterdir()
+        (side_file,) = side.glob("r.jsonl.unsaved-*.jsonl")
         assert str(side_file) in line
         (aside,) = _records(side_file)
         assert aside["status"] in ("ok", "accuracy_mismatch") and aside["key"] not in {r["key"] for r in kept}
