@@ -282,10 +282,13 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
     from .config import Suite, expand
     from .envinfo import cpu_count
     from .runner import child_env, spawn
+    from .validate import at, threads as check_threads
     from .verify import LOGITS_ATOL, LOSS_RTOL, PARAMS_ATOL
 
     s = Suite("verify", _csv(libs) if libs else adapter_names(), _csv(models), _csv(datasets), [device])
     cells = expand(s)
+    with at("--threads"):
+        check_threads(threads, cpu_count(), False, hint=False)
     n_threads = threads or cpu_count()
     click.echo(f"tolerances: logits |diff| <= {LOGITS_ATOL:g}, loss rel <= {LOSS_RTOL:g}, "
                f"params after one step |diff| <= {PARAMS_ATOL:g}\n")
@@ -436,6 +439,8 @@ def kernels(datasets, widths, repeats, threads, device, ops, impls, data_dir, js
     """
     from . import kernels_bench as kb
     from .datasets import canonical_dataset_name
+    from .envinfo import cpu_count
+    from .validate import at, threads as check_threads
 
     ops_l, impls_l = _csv(ops), _csv(impls)
     for o in ops_l:
@@ -448,6 +453,8 @@ def kernels(datasets, widths, repeats, threads, device, ops, impls, data_dir, js
         widths_l = [int(w) for w in _csv(widths)]
     except ValueError:
         raise UsageError(f"--widths must be integers, got '{widths}'") from None
+    with at("--threads"):
+        check_threads(threads, cpu_count(), False, hint=False)
     names = _csv(datasets) if datasets else kb.DEFAULT_DATASETS
     for name in names:
         canonical_dataset_name(name)

@@ -58,10 +58,13 @@ def run_value(key: str, value):
     return number(value, kind, lo, inclusive, what=f"'{key}'")
 
 
-def threads(n: int | None, cores: int, oversubscribe: bool) -> None:
+def threads(n: int | None, cores: int, oversubscribe: bool, hint: bool = True) -> None:
+    """At most one thread per core this process may use, unless asked (``hint``: the command has
+    --oversubscribe)."""
     if n is not None and n > cores and not oversubscribe:
-        raise UsageError(f"'threads' is {n}, but this machine gives gnnbench {cores} core(s); "
-                         f"use --oversubscribe (suite key oversubscribe: true) to run more threads than cores")
+        raise UsageError(f"'threads' is {n}, but this machine gives gnnbench {cores} core(s)"
+                         + ("; use --oversubscribe (suite key oversubscribe: true) to run more threads than cores"
+                            if hint else ""))
 
 
 def hyperparameter(model: str, key: str, value):

@@ -145,6 +145,12 @@ def test_oversubscribe_flag_and_suite_key(tmp_path, data_dir):
         out.unlink()
 
 
+@pytest.mark.parametrize("cmd", [["verify", "--libs", "test-ok", "--models", "gcn", "--datasets", "cora"],
+                                 ["kernels", "--impls", "native", "--datasets", "cora"]])
+def test_verify_and_kernels_threads_at_most_the_cores(data_dir, cmd):
+    _one_line(run_cli(*cmd, "--threads", "9999", "--data-dir", data_dir, env=TEST_ENV), "--threads: 'threads' is 9999")
+
+
 @pytest.mark.parametrize("args", [["compare", "--resamples", "5", "a", "b"], ["run", "--bogus"], ["frob"],
                                   ["report", "--format", "xml", "r.jsonl"]])
 def test_click_usage_errors_are_one_line(args):
