@@ -27,6 +27,7 @@ TEST_ADAPTERS: dict[str, str] = {
     "test-raise": "gnnbench.adapters.testing:RaiseAdapter",
     "test-missing": "gnnbench.adapters.testing:MissingAdapter",
     "test-memhog": "gnnbench.adapters.testing:MemoryHogAdapter",
+    "test-nan": "gnnbench.adapters.testing:NanAdapter",
 }
 
 

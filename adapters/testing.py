@@ -105,3 +105,15 @@ class MemoryHogAdapter(FakeAdapter):
 
     def train_step(self):
         self.hog = [np.ones(2**27, np.uint8) for _ in range(64)]   # 8 GiB, touched
+
+
+class NanAdapter(FakeAdapter):
+    """A model that diverged: its loss and accuracies are NaN (as a library reports them)."""
+    name = "test-nan"
+
+    def train_step(self):
+        super().train_step()
+        self.loss = float("nan")
+
+    def evaluate(self):
+        return {k: float("nan") for k in self.masks}

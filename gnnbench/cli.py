@@ -18,8 +18,23 @@ def _fail(msg: str, code: int) -> None:
     sys.exit(code)
 
 
+def _click_usage(exc: click.ClickException) -> None:
+    """click's usage errors (a bad option value, an unknown option) as one line, exit 2."""
+    msg = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    _fail(msg + (f" (see '{ctx.command_path} --help')" if ctx is not None else ""), 2)
+
+
 class _Group(click.Group):
     """Turns every expected error into one line on stderr and a non-zero exit."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException as exc:
+            _click_usage(exc)
 
     def invoke(self, ctx):
         try:
@@ -28,8 +43,8 @@ class _Group(click.Group):
             _fail(str(exc), exc.exit_code)
         except click.exceptions.Exit:
             raise
-        except click.ClickException:
-            raise
+        except click.ClickException as exc:
+            _click_usage(exc)
         except KeyboardInterrupt:
             _fail("interrupted; every finished run is already in the results file (use --resume)", 130)
         except BrokenPipeError:
@@ -77,27 +92,31 @@ def _default_out(suite: str) -> Path:
 @click.option("--models", help="Comma-separated models.")
 @click.option("--datasets", help="Comma-separated datasets, e.g. cora,synthetic:nodes=100000.")
 @click.option("--devices", help="Comma-separated devices: cpu, cuda.")
-@click.option("--epochs", type=click.IntRange(1), help="Timed epochs per run.")
-@click.option("--warmup", type=click.IntRange(0), help="Warm-up epochs (not timed as epochs).")
-@click.option("--repeats", type=click.IntRange(1), help="Seeds per cell (0..N-1).")
-@click.option("--threads", type=click.IntRange(1), help="Threads for every library [default: all cores].")
-@click.option("--timeout", type=click.FloatRange(1), help="Seconds per child run.")
-@click.option("--memory-limit", "memory_limit", type=click.FloatRange(0.1), help="GiB of address space per child (RLIMIT_AS).")
-@click.option("--rss-limit", "rss_limit", type=click.FloatRange(0.1),
+@click.option("--epochs", metavar="N", help="Timed epochs per run (>= 1).")
+@click.option("--warmup", metavar="N", help="Warm-up epochs, not timed as epochs (>= 0).")
+@click.option("--repeats", metavar="N", help="Seeds per cell (0..N-1).")
+@click.option("--threads", metavar="N", help="Threads for every library, 1..cores [default: all cores].")
+@click.option("--oversubscribe", is_flag=True, help="Allow --threads above the cores gnnbench may use.")
+@click.option("--timeout", metavar="SECONDS", help="Seconds per child run (> 0).")
+@click.option("--memory-limit", "memory_limit", metavar="GIB", help="GiB of address space per child (RLIMIT_AS).")
+@click.option("--rss-limit", "rss_limit", metavar="GIB",
               help="GiB of resident memory per child; past it the child is killed and recorded as oom.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Model hyperparameter override, e.g. --set hidden=32 (repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Raw dataset folder [env GNNBENCH_DATA].")
-@click.option("--out", type=click.Path(dir_okay=False), help="Results file (JSONL, appended to).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Results file (JSONL, appended to; not .md).")
 @click.option("--resume", is_flag=True, help="Run only the runs missing from --out.")
-@click.option("--report/--no-report", default=True, show_default=True, help="Write and print the markdown report.")
-def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads, timeout, memory_limit, rss_limit,
-        overrides, data_dir, out, resume, report):
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Write (beside --out, as .md) and print the markdown report.")
+def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads, oversubscribe, timeout,
+        memory_limit, rss_limit, overrides, data_dir, out, resume, report):
     """Run a benchmark suite; append one record per run to a JSONL file."""
+    from . import validate
     from .config import expand, load_suite
     from .datasets import preflight
+    from .envinfo import cpu_count
     from .report import to_markdown
-    from .results import read_records
+    from .results import check_results_path, read_records, write_output
     from .runner import run_cells
     from .specs import parse_overrides
 
@@ -105,28 +124,47 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
     for attr, value in (("libraries", libs), ("models", models), ("datasets", datasets), ("devices", devices)):
         if value is not None:
             setattr(s, attr, _csv(value))
+            s.where[attr] = f"--{attr}"
     for attr, value in (("epochs", epochs), ("warmup", warmup), ("threads", threads), ("timeout", timeout),
-                        ("memory_limit_gb", memory_limit), ("rss_limit_gb", rss_limit)):
-        if value is not None:
-            setattr(s.run, attr, value)
-    if repeats is not None:
-        s.repeats = repeats
+                        ("memory_limit_gb", memory_limit), ("rss_limit_gb", rss_limit), ("repeats", repeats)):
+        if value is not None:   # the same checks as a suite file's, named by the option
+            opt = "--" + attr.removesuffix("_gb").replace("_", "-")
+            with validate.at(opt):
+                setattr(s if attr == "repeats" else s.run, attr, validate.run_value(attr, value))
+            s.where[attr] = opt
+    with validate.at(s.where.get("threads", "threads")):
+        validate.threads(s.run.threads, cpu_count(), oversubscribe or s.oversubscribe)
     cells = expand(s, parse_overrides(list(overrides)))
     preflight([c.dataset for c in cells], data_dir)   # data folder, datasets and their sha256, before any run
     if resume and not out:
         raise UsageError("--resume needs --out FILE (the results file to complete)")
     out_path = Path(out) if out else _default_out(s.name)
+    md = out_path.with_suffix(".md")
     if out_path.exists() and not resume:
         read_records(out_path)  # refuse to append to a corrupt or foreign file
+    check_results_path(out_path, [md] if report else [])
     run_cells(cells, s.run, out_path, resume=resume, data_dir=data_dir)
     records = [r for r in read_records(out_path)]
     click.echo(f"results: {out_path} ({len(records)} records)", err=True)
     if report:
         text = to_markdown(records, title=f"gnnbench: suite {s.name}")
-        md = out_path.with_suffix(".md")
-        md.write_text(text)
+        write_output(md, text)
         click.echo(text)
         click.echo(f"report: {md}", err=True)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("results", type=click.Path(dir_okay=False))
+def repair(results):
+    """Move every bad line of a results file to RESULTS.rejected; keep the good records.
+
+    The file is rewritten atomically (temp file, fsync, rename) with the good lines only.
+    """
+    from .results import rejected_path, repair as repair_file
+
+    good, bad = repair_file(results)
+    where = f", {bad} bad line(s) moved to {rejected_path(Path(results))}" if bad else ", nothing to repair"
+    click.echo(f"repair: {results}: {good} good record(s) kept{where}", err=True)
 
 
 @main.command(name="list", context_settings=CONTEXT)
@@ -185,7 +223,7 @@ def _availability(name: str) -> str:
 def report(results, fmt, out, title, plots):
     """Render results file(s) as a markdown, CSV or JSON table."""
     from .report import render
-    from .results import read_records
+    from .results import check_outputs, read_records, write_output
 
     records = [r for path in results for r in read_records(path)]
     if not records:
@@ -201,6 +239,9 @@ def report(results, fmt, out, title, plots):
             echo_too = True
         fig_dir = Path(out).parent if out else first.parent
         stem = Path(out).stem if out else first.stem
+        check_outputs([out] + [fig_dir / f"{stem}-{kind}.{ext}" for kind in ("epoch-time", "accuracy-vs-time",
+                                                                            "scaling") for ext in ("png", "svg")],
+                      results)
         figures = write_report_plots(records, fig_dir, stem)
         for _, png, svg in figures:
             click.echo(f"figure: {png} (+ {svg.name})", err=True)
@@ -209,7 +250,8 @@ def report(results, fmt, out, title, plots):
         if fmt == "md" and figures:
             text = text + "\n" + markdown_links(figures, fig_dir)
     if out:
-        Path(out).write_text(text)
+        check_outputs([out], results)
+        write_output(out, text)
         click.echo(f"report: {out}", err=True)
     if echo_too or not out:
         click.echo(text, nl=False)
@@ -243,10 +285,13 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
     from .datasets import preflight
     from .envinfo import cpu_count
     from .runner import child_env, spawn
+    from .validate import at, threads as check_threads
     from .verify import LOGITS_ATOL, LOSS_RTOL, PARAMS_ATOL
 
     s = Suite("verify", _csv(libs) if libs else adapter_names(), _csv(models), _csv(datasets), [device])
     cells = expand(s)
+    with at("--threads"):
+        check_threads(threads, cpu_count(), False, hint=False)
     preflight([c.dataset for c in cells], data_dir)
     n_threads = threads or cpu_count()
     click.echo(f"tolerances: logits |diff| <= {LOGITS_ATOL:g}, loss rel <= {LOSS_RTOL:g}, "
@@ -311,8 +356,9 @@ def compare(base, current, threshold, alpha, acc_threshold, normalize_by, fmt, o
     """
     from .compare import compare as compare_records
     from .compare import to_json, to_markdown
-    from .results import read_records
+    from .results import check_outputs, read_records, write_output
 
+    check_outputs([out], [base, current])
     base_records, current_records = read_records(base), read_records(current)
     for path, recs in ((base, base_records), (current, current_records)):
         if not recs:
@@ -324,8 +370,7 @@ def compare(base, current, threshold, alpha, acc_threshold, normalize_by, fmt, o
     else:
         text = to_json(result)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        write_output(out, text, "comparison")
         click.echo(f"comparison: {out}", err=True)
     else:
         click.echo(text, nl=False)
@@ -347,17 +392,19 @@ def compare(base, current, threshold, alpha, acc_threshold, normalize_by, fmt, o
 def history(results, cells, fmt, out, plot, no_plot):
     """One cell's median epoch time across several results files, in time order: table and plot."""
     from .history import points, select, to_json, to_markdown
-    from .results import read_records
+    from .results import check_outputs, read_records, write_output
 
+    stem = None if no_plot or not (plot or out) else (Path(plot) if plot else Path(out)).with_suffix("")
+    check_outputs([out] + ([stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")] if stem else []),
+                  results)
     files = [(path, read_records(path)) for path in results]
     if not any(recs for _, recs in files):
         raise UsageError("no records in " + ", ".join(results))
     series = select(points(files), cells)
     png = None
-    if not no_plot and (plot or out):
+    if stem is not None:
         from .plots import plot_history
 
-        stem = Path(plot).with_suffix("") if plot else Path(out).with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
         drawable = {n: [p for p in pts if p["when"] is not None] for n, pts in series.items()}
         paths = plot_history({n: p for n, p in drawable.items() if p}, stem)
@@ -373,8 +420,7 @@ def history(results, cells, fmt, out, plot, no_plot):
     else:
         text = to_json(series)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        write_output(out, text, "history")
         click.echo(f"history: {out}", err=True)
     else:
         click.echo(text, nl=False)
@@ -397,6 +443,8 @@ def kernels(datasets, widths, repeats, threads, device, ops, impls, data_dir, js
     """
     from . import kernels_bench as kb
     from .datasets import canonical_dataset_name
+    from .envinfo import cpu_count
+    from .validate import at, threads as check_threads
 
     ops_l, impls_l = _csv(ops), _csv(impls)
     for o in ops_l:
@@ -409,6 +457,8 @@ def kernels(datasets, widths, repeats, threads, device, ops, impls, data_dir, js
         widths_l = [int(w) for w in _csv(widths)]
     except ValueError:
         raise UsageError(f"--widths must be integers, got '{widths}'") from None
+    with at("--threads"):
+        check_threads(threads, cpu_count(), False, hint=False)
     names = _csv(datasets) if datasets else kb.DEFAULT_DATASETS
     for name in names:
         canonical_dataset_name(name)
@@ -417,7 +467,9 @@ def kernels(datasets, widths, repeats, threads, device, ops, impls, data_dir, js
     click.echo(kb.format_table(rows))
     if json_out:
         import json
-        Path(json_out).write_text(json.dumps(rows, indent=1))
+
+        from .results import write_output
+        write_output(json_out, json.dumps(rows, indent=1), "kernel table")
 
 
 if __name__ == "__main__":

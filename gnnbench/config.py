@@ -31,7 +31,7 @@ from .errors import UsageError
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SUITE_KEYS = {"name", "description", "libraries", "models", "datasets", "devices", "epochs", "warmup",
               "repeats", "timeout", "threads", "overrides", "infer_reps", "memory_limit_gb",
-              "rss_limit_gb"}
+              "rss_limit_gb", "oversubscribe"}
 
 
 @dataclass
@@ -82,6 +82,8 @@ class Suite:
     overrides: dict = field(default_factory=dict)
     run: RunConfig = field(default_factory=RunConfig)
     description: str = ""
+    oversubscribe: bool = False      # allow more threads than the cores this process may use
+    where: dict = field(default_factory=dict)   # suite key -> "file:line", for errors found later
 
 
 def suite_names() -> list[str]:
@@ -111,50 +113,76 @@ def _as_list(value, key: str, path) -> list[str]:
 
 
 def load_suite(name_or_file: str) -> Suite:
+    """Read and validate a suite file: every bad value is one line naming the file and line."""
+    from . import validate
+
     path = resolve_suite_path(name_or_file)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"malformed YAML at {where}: {problem}") from None
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read suite {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: suite file is not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
+    try:
+        data = yaml.load(text, Loader=validate.StrictLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"malformed YAML at {loc}: {problem}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a suite must be a YAML mapping (name, libraries, models, datasets, ...)")
+
+    def where(mapping, key):
+        return f"{path}:{mapping.lines[key]}" if key in getattr(mapping, "lines", {}) else str(path)
+
     unknown = set(data) - SUITE_KEYS
     if unknown:
-        raise UsageError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(SUITE_KEYS))}")
+        first = min(unknown, key=lambda k: data.lines.get(k, 0))
+        raise UsageError(f"{where(data, first)}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                         f"valid: {', '.join(sorted(SUITE_KEYS))}")
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
-        raise UsageError(f"{path}: 'overrides' must map model names to {{hyperparameter: value}}")
+        raise UsageError(f"{where(data, 'overrides')}: 'overrides' must map model names to {{hyperparameter: value}}")
+    _check_overrides(overrides, where)
     run = RunConfig()
-    floats = ("timeout", "memory_limit_gb", "rss_limit_gb")
-    for key in ("epochs", "warmup", "threads", "timeout", "infer_reps") + floats[1:]:
+    for key in ("epochs", "warmup", "threads", "timeout", "infer_reps", "memory_limit_gb", "rss_limit_gb"):
         if data.get(key) is not None:
-            setattr(run, key, _number(data[key], key, path, float if key in floats else int))
+            with validate.at(where(data, key)):
+                setattr(run, key, validate.run_value(key, data[key]))
+    with validate.at(where(data, "repeats")):
+        repeats = validate.run_value("repeats", data.get("repeats", 1))
+    oversubscribe = data.get("oversubscribe", False)
+    if not isinstance(oversubscribe, bool):
+        raise UsageError(f"{where(data, 'oversubscribe')}: 'oversubscribe' must be true or false, got {oversubscribe!r}")
     return Suite(
         name=str(data.get("name") or path.stem),
         description=str(data.get("description") or ""),
-        libraries=_as_list(data.get("libraries", "all"), "libraries", path),
-        models=_as_list(data.get("models"), "models", path),
-        datasets=_as_list(data.get("datasets"), "datasets", path),
-        devices=_as_list(data.get("devices", ["cpu"]), "devices", path),
-        repeats=_number(data.get("repeats", 1), "repeats", path, int),
+        libraries=_as_list(data.get("libraries", "all"), "libraries", where(data, "libraries")),
+        models=_as_list(data.get("models"), "models", where(data, "models")),
+        datasets=_as_list(data.get("datasets"), "datasets", where(data, "datasets")),
+        devices=_as_list(data.get("devices", ["cpu"]), "devices", where(data, "devices")),
+        repeats=repeats,
         overrides=overrides,
         run=run,
+        oversubscribe=oversubscribe,
+        where={k: where(data, k) for k in ("threads", "datasets", "overrides")},
     )
 
 
-def _number(value, key, path, kind):
-    try:
-        v = kind(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{path}: '{key}' must be a number, got {value!r}") from None
-    if v < 0:
-        raise UsageError(f"{path}: '{key}' must not be negative")
-    return v
+def _check_overrides(overrides: dict, where) -> None:
+    """Each suite override in its domain, named by its file:line (unknown models are left to expand)."""
+    from . import validate
+    from .specs import MODELS, check_value
+
+    for model, values in overrides.items():
+        if str(model).lower() not in MODELS:
+            continue
+        for key, value in values.items():
+            with validate.at(where(values, key)):
+                check_value(MODELS[str(model).lower()](), key, value)
 
 
 def _kind(task: str) -> str:
@@ -166,8 +194,10 @@ def _kind(task: str) -> str:
 def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
     """Validate every name and expand the suite into cells x seeds."""
     from gnnbench.adapters import adapter_names
+    from . import validate
     from .datasets import canonical_dataset_name, dataset_task
-    from .specs import get_spec, model_names
+    from .datasets.synthetic import check_buildable
+    from .specs import check_value, get_spec, model_names
 
     libs = adapter_names() if suite.libraries in (["all"], []) else suite.libraries
     valid = adapter_names()
@@ -184,13 +214,20 @@ def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
     for m in suite.overrides:
         if m not in model_names():
             raise UsageError(f"overrides for unknown model '{m}'; valid models: {', '.join(model_names())}")
-    datasets = [canonical_dataset_name(d) for d in suite.datasets]
+    with validate.at(suite.where.get("datasets", f"suite {suite.name}")):
+        datasets = [canonical_dataset_name(d) for d in suite.datasets]
+        for d in datasets:
+            check_buildable(d)
     for model in suite.models:   # a model runs on the datasets of its task (node or graph classification)
         task = _kind(get_spec(model).task)
         if not any(dataset_task(d) == task for d in datasets):
             raise UsageError(f"model '{model}' is for {task} classification, but none of the datasets "
                              f"({', '.join(datasets)}) is; e.g. "
                              + ("mutag, proteins, enzymes" if task == "graph" else "cora, citeseer, pubmed"))
+    for model in suite.models:   # each --set value in its domain, named by its option
+        for k, v in (cli_overrides or {}).items():
+            with validate.at(f"--set {k}={v}"):
+                check_value(get_spec(model), k, v)
     cells = []
     for dataset in datasets:
         for device in suite.devices:
@@ -198,7 +235,8 @@ def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
                 if _kind(get_spec(model).task) != dataset_task(dataset):
                     continue
                 overrides = {**suite.overrides.get(model, {}), **(cli_overrides or {})}
-                spec = dataclasses.asdict(get_spec(model, dataset, overrides))
+                with validate.at("--set" if cli_overrides else suite.where.get("overrides", "overrides")):
+                    spec = dataclasses.asdict(get_spec(model, dataset, overrides))
                 for lib in libs:
                     for seed in range(max(1, suite.repeats)):
                         cells.append(Cell(lib, model.lower(), dataset, device, spec, seed))

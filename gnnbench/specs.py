@@ -147,17 +147,7 @@ def get_spec(model: str, dataset: str = "", overrides: dict | None = None) -> Mo
 
 
 def override(spec: ModelSpec, overrides: dict) -> ModelSpec:
-    fields = {f.name: f for f in dataclasses.fields(spec)}
-    values = {}
-    for k, v in overrides.items():
-        if k not in fields or k == "name":
-            valid = ", ".join(sorted(n for n in fields if n != "name"))
-            raise UsageError(f"unknown hyperparameter '{k}' for model '{spec.name}'; valid: {valid}")
-        values[k] = _coerce(spec.name, k, getattr(spec, k), v)
-        if k in CHOICES and values[k] not in CHOICES[k]:
-            raise UsageError(f"bad value {v!r} for {spec.name}.{k}; valid: {', '.join(CHOICES[k])}")
-        if k == "task":
-            raise UsageError(f"{spec.name}.task is fixed by the model ({getattr(spec, k)})")
+    values = {k: check_value(spec, k, v) for k, v in overrides.items()}
     out = dataclasses.replace(spec, **values)
     if hasattr(out, "fanouts"):
         try:
@@ -167,7 +157,25 @@ def override(spec: ModelSpec, overrides: dict) -> ModelSpec:
         if len(fan) != out.layers or min(fan) < 1:
             raise UsageError(f"{out.name}: fanouts {out.fanouts!r} must give one positive count per layer "
                              f"(layers={out.layers})")
+    if hasattr(out, "fold") and not out.fold < out.num_folds:
+        raise UsageError(f"{out.name}: fold {out.fold} must be less than num_folds {out.num_folds} (folds count from 0)")
     return out
+
+
+def check_value(spec: ModelSpec, k: str, v):
+    """One hyperparameter of ``spec``: known, of its field's type, in its domain; returns it coerced."""
+    from .validate import hyperparameter
+    fields = {f.name for f in dataclasses.fields(spec)}
+    if k not in fields or k == "name":
+        valid = ", ".join(sorted(n for n in fields if n != "name"))
+        raise UsageError(f"unknown hyperparameter '{k}' for model '{spec.name}'; valid: {valid}")
+    if k == "task":
+        raise UsageError(f"{spec.name}.task is fixed by the model ({spec.task})")
+    value = _coerce(spec.name, k, getattr(spec, k), v)
+    if k in CHOICES and value not in CHOICES[k]:
+        raise UsageError(f"bad value {v!r} for {spec.name}.{k}; valid: {', '.join(CHOICES[k])}")
+    hyperparameter(spec.name, k, value)
+    return value
 
 
 def fanouts(spec) -> list[int]:
@@ -178,13 +186,15 @@ def fanouts(spec) -> list[int]:
 def _coerce(model: str, key: str, current, value):
     try:
         if isinstance(current, bool):
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if isinstance(value, bool):          # YAML's true/false are not numbers
+            raise ValueError(value)
         if isinstance(current, int):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
@@ -192,7 +202,7 @@ def _coerce(model: str, key: str, current, value):
         if isinstance(current, float):
             return float(value)
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UsageError(f"bad value {value!r} for {model}.{key} (expected {type(current).__name__})") from None
 
 

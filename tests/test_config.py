@@ -29,7 +29,7 @@ def test_overrides_and_repeats(tmp_path):
     ("libraries: [pyg]\nmodels: [gcn\ndatasets: [cora]\n", r"malformed YAML at .*s.yaml:\d+:\d+"),
     ("- a\n- b\n", "must be a YAML mapping"),
     ("libraries: [pyg]\nmodels: [gcn]\ndatasets: [cora]\nepoch: 3\n", "unknown key.*epoch"),
-    ("libraries: [pyg]\nmodels: [gcn]\ndatasets: [cora]\nepochs: many\n", "'epochs' must be a number"),
+    ("libraries: [pyg]\nmodels: [gcn]\ndatasets: [cora]\nepochs: many\n", "'epochs' must be an integer >= 1, got 'many'"),
     ("libraries: [tensorflowz]\nmodels: [gcn]\ndatasets: [cora]\n", "unknown library 'tensorflowz'; valid libraries: .*pyg"),
     ("libraries: [pyg]\nmodels: [gin2]\ndatasets: [cora]\n", "unknown model 'gin2'"),
     ("libraries: [pyg]\nmodels: [gcn]\ndatasets: [korra]\n", "unknown dataset 'korra'"),

@@ -80,13 +80,17 @@ def test_rss_limit_keeps_the_timeout(tmp_path, data_dir):
     assert "during training" in rec["error"]
 
 
-def test_torn_last_line_is_kept_and_new_records_still_append(tmp_path):
+def test_torn_last_line_moves_to_rejected_and_new_records_still_append(tmp_path):
     from gnnbench.results import append_record
     p = tmp_path / "r.jsonl"
     p.write_text('{"schema": 1, "cell": {}, "key": "a"}\n{"schema": 1, "ce')
     append_record(p, {"schema": 1, "cell": {}, "key": "b"})
-    lines = p.read_text().splitlines()
-    assert lines[1] == '{"schema": 1, "ce' and json.loads(lines[2])["key"] == "b"
+    assert [json.loads(ln)["key"] for ln in p.read_text().splitlines()] == ["a", "b"]
+    assert (tmp_path / "r.jsonl.rejected").read_text() == '# r.jsonl:2: torn last line (an interrupted write)\n{"schema": 1, "ce\n'
+    # a whole record that only lacks its newline is kept
+    p.write_text(p.read_text() + '{"schema": 1, "cell": {}, "key": "c"}')
+    append_record(p, {"schema": 1, "cell": {}, "key": "d"})
+    assert [json.loads(ln)["key"] for ln in p.read_text().splitlines()] == ["a", "b", "c", "d"]
 
 
 @pytest.mark.slow

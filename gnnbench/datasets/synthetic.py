@@ -6,6 +6,9 @@ The same parameters give identical arrays on every run and machine.
 """
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import numpy as np
 
 from ..errors import UsageError
@@ -14,6 +17,7 @@ from .graph import Graph, canonical_edges
 DEFAULTS = {"nodes": 10000, "avg_degree": 10, "features": 128, "classes": 8, "seed": 0,
             "homophily": 0.8, "train": 20}
 INT_PARAMS = {"nodes", "avg_degree", "features", "classes", "seed", "train"}
+MAX_NODES = 2**31 - 1
 OPTIONAL = {"train"}    # left out of the canonical name at its default (names stay as they were)
 
 
@@ -27,11 +31,17 @@ def parse_params(text: str) -> dict:
         if k not in DEFAULTS:
             raise UsageError(f"unknown synthetic parameter '{k}'; valid: {', '.join(DEFAULTS)}")
         try:
-            params[k] = int(float(v)) if k in INT_PARAMS else float(v)
+            f = float(v)
         except ValueError:
-            raise UsageError(f"bad value for synthetic parameter {k}: '{v}'") from None
-    if params["nodes"] < 2 or params["classes"] < 1 or params["features"] < 1 or params["avg_degree"] < 0:
-        raise UsageError("synthetic graph needs nodes>=2, classes>=1, features>=1, avg_degree>=0")
+            f = math.nan
+        if not math.isfinite(f) or (k in INT_PARAMS and not f.is_integer()):
+            raise UsageError(f"bad value for synthetic parameter {k}: '{v}' (expected a finite "
+                             f"{'integer' if k in INT_PARAMS else 'number'})")
+        params[k] = int(f) if k in INT_PARAMS else f
+    if params["nodes"] < 2 or params["classes"] < 2 or params["features"] < 1 or params["avg_degree"] < 1:
+        raise UsageError("synthetic graph needs nodes>=2, classes>=2, features>=1, avg_degree>=1")
+    if params["nodes"] > MAX_NODES or params["seed"] < 0:
+        raise UsageError(f"synthetic graph needs nodes<={MAX_NODES} (edge keys are int64 node pairs) and seed>=0")
     if params["train"] < 1:
         raise UsageError("synthetic train (training nodes per class) must be at least 1")
     if not 0.0 <= params["homophily"] <= 1.0:
@@ -42,6 +52,33 @@ def parse_params(text: str) -> dict:
 def canonical_name(params: dict) -> str:
     return "synthetic:" + ",".join(f"{k}={params[k]:g}" if isinstance(params[k], float) else f"{k}={params[k]}"
                                    for k in DEFAULTS if k not in OPTIONAL or params[k] != DEFAULTS[k])
+
+
+SMALL = 4_000_000     # nodes x (features + avg_degree) up to which check_buildable builds the graph
+
+
+@lru_cache(maxsize=64)
+def check_buildable(name: str) -> None:
+    """A synthetic graph must have edges, every class present and a validation and test set. Small
+    graphs are built to check exactly; on larger ones the bounds make a miss all but impossible
+    (a class is empty with probability below classes * exp(-100))."""
+    if not name.startswith("synthetic"):
+        return
+    p = parse_params(name.partition(":")[2])
+    n, c = p["nodes"], p["classes"]
+    if n * (p["features"] + p["avg_degree"]) > SMALL:
+        if n < 100 * c or n < c * p["train"] + 3:
+            raise UsageError(f"synthetic graph {name} is too small for its classes: needs nodes >= "
+                             f"{max(100 * c, c * p['train'] + 3)} (every class present, 3 nodes left for validation and test)")
+        return
+    g = make_synthetic(p)
+    counts = np.bincount(g.y, minlength=c)
+    why = (f"class {int(np.argmin(counts))} has no node" if counts.min() == 0 else
+           "it has no edge" if g.num_edges == 0 else
+           "no node is left for validation or test" if not (g.val_mask.any() and g.test_mask.any()) else None)
+    if why:
+        raise UsageError(f"synthetic graph {name} cannot be used: {why} (use more nodes, a higher avg_degree "
+                         f"or fewer classes)")
 
 
 def make_synthetic(params: dict) -> Graph:
