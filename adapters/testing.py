@@ -108,12 +108,16 @@ class MemoryHogAdapter(FakeAdapter):
 
 
 class NanAdapter(FakeAdapter):
-    """A model that diverged: its loss and accuracies are NaN (as a library reports them)."""
+    """A model that diverged: its loss and logits are NaN, and a library-reported figure (the device
+    peak memory) is NaN too."""
     name = "test-nan"
 
     def train_step(self):
         super().train_step()
         self.loss = float("nan")
 
-    def evaluate(self):
-        return {k: float("nan") for k in self.masks}
+    def logits(self):
+        return np.full((self.x.shape[0], self.w.shape[1]), np.nan, np.float32)
+
+    def peak_memory(self):
+        return float("nan")

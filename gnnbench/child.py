@@ -135,6 +135,9 @@ def run(job: dict) -> dict:
     check = in_band(cell["model"], graph.name, acc.get("test"))
     out["accuracy_check"] = None if ref is None else {**ref, "in_band": check}
     out["status"] = "accuracy_mismatch" if check is False else "ok"
+    if all(v is None for v in acc.values()):       # metrics.accuracy: a logit was not finite
+        out.update(status="accuracy_mismatch", error="the model's logits are not finite after training "
+                                                     "(it diverged); no accuracy")
     after_load = _vm_hwm_mb()
     out["memory"] = {"peak_rss_mb": _peak_rss_mb(),          # the whole process's, as always
                      "device_peak_mb": _mb(adapter.peak_memory()),

@@ -19,11 +19,15 @@ def splits(data) -> dict[str, np.ndarray]:
 
 
 def accuracy(logits, data) -> dict[str, float | None]:
-    """Share of correct argmax predictions per split; None for an empty split. ``logits`` must
-    have one row per node (graph) and one column per class, else the adapter is wrong."""
+    """Share of correct argmax predictions per split; None for an empty split, and for every split
+    when a logit is not finite (a diverged model predicts nothing: an argmax over NaN would give it
+    class 0's share). ``logits`` must have one row per node (graph) and one column per class, else
+    the adapter is wrong."""
     z = np.asarray(logits)
     rows = int(data.y.shape[0])
     if z.ndim != 2 or z.shape != (rows, data.num_classes):
         raise UsageError(f"the adapter's logits have shape {z.shape}, expected ({rows}, {data.num_classes})")
+    if not np.isfinite(z).all():
+        return {k: None for k in splits(data)}
     pred = z.argmax(axis=1)
     return {k: (float((pred[i] == data.y[i]).mean()) if i.size else None) for k, i in splits(data).items()}

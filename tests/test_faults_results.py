@@ -165,8 +165,12 @@ def test_nan_from_a_child_is_written_as_null_with_a_note(tmp_path, data_dir):
                 "--warmup", "0", "--data-dir", data_dir, "--out", out, env=TEST_ENV)
     assert p.returncode == 0, p.stderr
     nan, ok = _records(out)
+    # NaN logits: no accuracy, and the run is not `ok` (argmax of NaNs would "predict" class 0)
     assert nan["accuracy"] == {"train": None, "val": None, "test": None}
-    assert any("not finite, written as null" in n and "accuracy.test" in n for n in nan["notes"])
+    assert nan["status"] == "accuracy_mismatch" and "not finite" in nan["error"]
+    # a NaN the library reported (its device peak memory): null in the file, named in the notes
+    assert nan["memory"]["device_peak_mb"] is None
+    assert any("not finite, written as null" in n and "memory.device_peak_mb" in n for n in nan["notes"])
     assert ok["cell"]["library"] == "test-ok" and ok["accuracy"]["test"] is not None
     assert "NaN" not in out.read_text()
 
