@@ -128,10 +128,13 @@ class RaySession:
 
 
 def worker_runtime_env() -> dict:
-    """Workers import gnnbench from the driver's project root where that path exists on their node
-    (a shared file system, the same checkout path); elsewhere from their own installation."""
-    return {"env_vars": {"PYTHONPATH": str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"]
-                                                     if os.environ.get("PYTHONPATH") else "")}}
+    """What the workers get from the driver: its project root first on PYTHONPATH (used where that
+    path exists on their node: a shared file system, the same checkout path; elsewhere their own
+    installation is imported), and gnnbench's own settings (the driver's ``GNNBENCH_*`` variables):
+    a worker's environment is otherwise the one its node was started with."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("GNNBENCH_")}
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
+    return {"env_vars": env}
 
 
 # ---------------------------------------------------------------------------------------------
