@@ -48,10 +48,13 @@ from .errors import UsageError
 INSTALL_HINT = "pip install 'gnnbench[ray]'"
 LOCAL_OBJECT_STORE = 256 * 2**20     # bytes, for the instance gnnbench starts itself (raw datasets are MBs)
 CONNECT_TIMEOUT_S = 10.0
+STALL_CHECK_S = 10.0                 # how often the driver checks that every waiting run still fits a live node
 CORE_LOCK_DIR = "gnnbench_cores-{uid}"
 DATA_PREFIX = "gnnbench_raydata-"
 LOST_ERRORS = ("NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "ObjectLostError",
-               "OwnerDiedError", "ObjectReconstructionFailedError", "RaySystemError")
+               "OwnerDiedError", "ObjectReconstructionFailedError", "RaySystemError",
+               "TaskUnschedulableError",      # pinned to a node that is gone (exclusive placement)
+               "TaskCancelledError")          # cancelled by the driver: no live node fits it any longer
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -371,6 +374,7 @@ def run_cells_ray(todo: list[Cell], skipped: int, cfg: RunConfig, out, ex: Execu
         exclusive = ex.placement == "exclusive"
         queue = deque((c, 0) for c in todo)
         busy: set[str] = set()
+        last_check = time.monotonic()
         bar = _Progress(len(todo), skipped, progress)
         with bar, _sigterm_interrupts(), _make_tracker(ray) as tracker:
             while queue or inflight:
@@ -381,6 +385,9 @@ def run_cells_ray(todo: list[Cell], skipped: int, cfg: RunConfig, out, ex: Execu
                         _fail_unplaceable(queue, cfg, run_id, ray, out, records, bar, append_record)
                     break
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+                if not ready and time.monotonic() - last_check > STALL_CHECK_S:
+                    ready = _unfit(ray, inflight, cfg, ex, exclusive)   # their node gone, none other fits
+                    last_check = time.monotonic()
                 for ref in ready:
                     cell, attempt, node_id, t0 = inflight.pop(ref)
                     busy.discard(node_id)
@@ -401,6 +408,21 @@ def run_cells_ray(todo: list[Cell], skipped: int, cfg: RunConfig, out, ex: Execu
     finally:
         session.close()
     return records
+
+
+def _unfit(ray, inflight, cfg, ex, exclusive) -> list:
+    """Runs in flight that no live node can take any longer (Ray would hold them for ever): cancelled,
+    and returned as finished so that they are recorded as lost (or retried)."""
+    nodes = alive_nodes(ray)
+    live = {n["NodeID"] for n in nodes}
+    out = []
+    for ref, (cell, _, node_id, _) in inflight.items():
+        gone = node_id is not None and node_id not in live
+        if gone or not any(fits(task_request(cell, cfg, ex), n, exclusive) for n in nodes):
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+            out.append(ref)
+    return out
 
 
 def _submit(ray, remote, queue, inflight, busy, exclusive, cfg, ex, run_id, data_dir, shipped, tracker,

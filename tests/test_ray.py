@@ -171,3 +171,34 @@ def test_two_node_suite_uses_both_nodes_and_a_lost_node_costs_only_its_run(tmp_p
     assert after[:4] == recs and len(after) == 5
     assert after[4]["key"] == lost[0]["key"] and after[4]["status"] != "failed"
     assert after[4]["node"]["id"] == cluster.head_node.node_id
+
+
+def test_with_retries_a_run_lost_with_its_node_runs_again_elsewhere(tmp_path, data_dir, cluster):
+    from ray._private import ray_constants
+    extra = cluster.add_node(num_cpus=1, resources={"node_c": 1}, object_store_memory=100 * 2**20)
+    cluster.wait_for_nodes(timeout=120)
+    out = tmp_path / "r.jsonl"
+    args = [*BASE, "--epochs", "8", "--repeats", "2", "--data-dir", data_dir, "--out", out, "--executor", "ray",
+            "--ray-address", cluster.address, "--retries", "1"]
+    env = {**os.environ, **_env(GNNBENCH_TEST_SLEEP_MS="400")}
+    driver = subprocess.Popen([sys.executable, "-m", "gnnbench", *map(str, args)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        raylet = extra.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+        deadline = time.monotonic() + 150
+        while not _children_under(raylet) and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+        assert _children_under(raylet), "no run started on the extra node"
+        extra_id = extra.node_id
+        cluster.remove_node(extra, allow_graceful=False)
+        _, stderr = driver.communicate(timeout=240)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 0, stderr
+    recs = read_records(out)
+    assert len(recs) == 2 and all(r["status"] != "failed" for r in recs), [(r["status"], r["error"][:200]) for r in recs]
+    (again,) = [r for r in recs if r["node"]["attempt"] == 1]
+    assert again["node"]["id"] == cluster.head_node.node_id != extra_id
+    assert len(again["times"]["epoch_ms"]) == 8
