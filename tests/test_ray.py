@@ -202,3 +202,45 @@ def test_with_retries_a_run_lost_with_its_node_runs_again_elsewhere(tmp_path, da
     (again,) = [r for r in recs if r["node"]["attempt"] == 1]
     assert again["node"]["id"] == cluster.head_node.node_id != extra_id
     assert len(again["times"]["epoch_ms"]) == 8
+
+
+def test_driver_killed_with_sigkill_then_resume_runs_only_the_missing_runs(tmp_path, data_dir, cluster):
+    """The driver dies outright with runs in flight: the cluster ends its job, its runs' children die
+    with their workers (long before their runs would end), and --resume runs only the missing runs."""
+    import signal
+
+    import psutil
+    from ray._private import ray_constants
+    out = tmp_path / "r.jsonl"
+    args = [*BASE, "--epochs", "4", "--data-dir", data_dir, "--out", out]
+    p = run_cli(*args, "--repeats", "1", env=_env(), timeout=120)      # seed 0, by the local executor
+    assert p.returncode == 0, p.stderr
+    first = read_records(out)
+    ray_args = [*args, "--repeats", "3", "--resume", "--executor", "ray", "--ray-address", cluster.address]
+    # 4 epochs of 3 s: a run lasts over 12 s
+    env = {**os.environ, **_env(GNNBENCH_TEST_SLEEP_MS="3000")}
+    driver = subprocess.Popen([sys.executable, "-m", "gnnbench", *map(str, ray_args)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    raylets = [n.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid for n in cluster.list_all_nodes()]
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and driver.poll() is None and not any(map(_children_under, raylets)):
+            time.sleep(0.1)
+        children = [c for p in raylets for c in _children_under(p)]
+        assert children and driver.poll() is None, "no run in flight"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+        killed_at = time.monotonic()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, "a child of the killed driver's job still runs"
+    assert time.monotonic() - killed_at < 10, "the children ended with the job, not at the end of their runs"
+    assert read_records(out) == first, "nothing was appended by the killed driver, nothing lost"
+    p = run_cli(*ray_args, env=_env(), timeout=240)
+    assert p.returncode == 0, p.stderr
+    after = read_records(out)
+    assert after[:1] == first and len(after) == 3
+    assert sorted(r["cell"]["seed"] for r in after) == [0, 1, 2] and all("node" in r for r in after[1:])
