@@ -358,6 +358,8 @@ def run_cells_ray(todo: list[Cell], skipped: int, cfg: RunConfig, out, ex: Execu
     from .results import append_record
     from .runner import _Progress, _sigterm_interrupts
 
+    if not todo:          # --resume of a complete file: nothing to start a cluster for
+        return []
     session = RaySession(ex.ray_address)
     ray = session.ray
     records: list[dict] = []
