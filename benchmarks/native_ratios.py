@@ -3,7 +3,8 @@
     python benchmarks/native_ratios.py RESULTS.jsonl [...]   (goal: every ratio <= 0.5)
 
 Only rows with status `ok` count as "fastest library" (a fast wrong implementation must not
-set the bar); the library rows' accuracy status is shown beside.
+set the bar); the library rows' accuracy status is shown beside. Rows measured on different hardware
+(CPU model and cores, GPU: gnnbench.hardware) are never divided: each hardware has its own table.
 """
 import sys
 from pathlib import Path
@@ -15,7 +16,17 @@ from gnnbench.results import read_records  # noqa: E402
 
 
 def table(records) -> tuple[str, bool]:
-    rs = rows(records)
+    all_rows = rows(records)
+    hardware = list(dict.fromkeys(r["hardware"] for r in all_rows))
+    parts, all_met = [], True
+    for hw in hardware:
+        text, met = _one_table([r for r in all_rows if r["hardware"] == hw])
+        parts.append((f"### {hw}\n\n" if len(hardware) > 1 else "") + text)
+        all_met &= met
+    return "\n\n".join(parts), all_met
+
+
+def _one_table(rs) -> tuple[str, bool]:
     cells = sorted({(r["dataset"], r["device"], r["model"], r["variant"]) for r in rs})
     lines = ["| dataset | device | model | native ms | fastest library | its ms | native / fastest | goal ≤ 0.5 |",
              "|---|---|---|---|---|---|---|---|"]

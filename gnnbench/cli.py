@@ -108,8 +108,14 @@ def _default_out(suite: str) -> Path:
 @click.option("--resume", is_flag=True, help="Run only the runs missing from --out.")
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write (beside --out, as .md) and print the markdown report.")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="local: one run after another here [default]; ray: one Ray task per run on a cluster (docs/ray.md).")
+@click.option("--ray-address", "ray_address", metavar="HOST:PORT",
+              help="Ray cluster to run on [env RAY_ADDRESS; default: a local Ray instance gnnbench starts and stops].")
+@click.option("--retries", type=click.IntRange(0, 5),
+              help="With --executor ray: run a run whose node was lost again this many times [default: 0].")
 def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads, oversubscribe, timeout,
-        memory_limit, rss_limit, overrides, data_dir, out, resume, report):
+        memory_limit, rss_limit, overrides, data_dir, out, resume, report, executor, ray_address, retries):
     """Run a benchmark suite; append one record per run to a JSONL file."""
     from . import validate
     from .config import expand, load_suite
@@ -134,6 +140,14 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
             s.where[attr] = opt
     with validate.at(s.where.get("threads", "threads")):
         validate.threads(s.run.threads, cpu_count(), oversubscribe or s.oversubscribe)
+    for attr, value in (("kind", executor), ("ray_address", ray_address), ("retries", retries)):
+        if value is not None:
+            setattr(s.executor, attr, value)
+    if s.executor.kind != "ray" and (ray_address or retries):
+        raise UsageError(f"--{'ray-address' if ray_address else 'retries'} needs --executor ray")
+    if s.executor.kind == "ray":
+        from .ray_executor import import_ray
+        import_ray()     # not installed: one line with the fix, before anything runs
     cells = expand(s, parse_overrides(list(overrides)))
     preflight([c.dataset for c in cells], data_dir)   # data folder, datasets and their sha256, before any run
     if resume and not out:
@@ -143,7 +157,7 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
     if out_path.exists() and not resume:
         read_records(out_path)  # refuse to append to a corrupt or foreign file
     check_results_path(out_path, [md] if report else [])
-    run_cells(cells, s.run, out_path, resume=resume, data_dir=data_dir)
+    run_cells(cells, s.run, out_path, resume=resume, data_dir=data_dir, executor=s.executor)
     records = [r for r in read_records(out_path)]
     click.echo(f"results: {out_path} ({len(records)} records)", err=True)
     if report:

@@ -18,6 +18,11 @@ divided by LIB's median epoch time for the same (model, dataset, device, spec) i
 same file, so files measured on different machines can be compared; LIB's own cells
 are then judged on status and accuracy only.
 
+Hardware (``gnnbench.hardware``: CPU model and core count, the GPU for CUDA cells) is part of a
+cell: seeds measured on different hardware are never pooled, and normalisation divides only by LIB
+measured on the same hardware. Files measured on different hardware are compared only with
+``normalize_by`` (else a UsageError: raw times of different machines say nothing about the code).
+
 Pure functions of record lists (no ML imports); the CLI lives in gnnbench.cli.
 """
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .errors import UsageError
+from .hardware import hardware_of, hardware_set
 from .results import latest_per_key
 from .specs import spec_hash
 from .stats import bootstrap_ratio_ci, mann_whitney_u, mean_std, summarize
@@ -51,11 +57,12 @@ class CellData:
     error: str = ""
     config: dict = field(default_factory=dict)
     variant: str = ""                                # how the spec differs from the model's default
+    hardware: str = ""                               # gnnbench.hardware.hardware_of its records
 
     @property
     def group(self) -> tuple:
-        """What normalisation matches on: the same model, dataset, device and spec."""
-        return (self.model, self.dataset, self.device, spec_hash(self.spec))
+        """What normalisation matches on: the same model, dataset, device, spec and hardware."""
+        return (self.model, self.dataset, self.device, spec_hash(self.spec), self.hardware)
 
     @property
     def ident(self) -> tuple:
@@ -84,7 +91,8 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
     for r in latest_per_key(records):
         c = r.get("cell") or {}
         try:
-            cd = CellData(c["library"], c["model"], c["dataset"], c["device"], r.get("spec") or {})
+            cd = CellData(c["library"], c["model"], c["dataset"], c["device"], r.get("spec") or {},
+                          hardware=hardware_of(r))
         except KeyError as exc:
             raise UsageError(f"record {r.get('key', '?')} has no cell.{exc.args[0]}") from None
         if cd.ident not in cells:
@@ -114,6 +122,20 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
     return cells
 
 
+def _across_hardware(cells: dict, side: str) -> dict:
+    """Cells keyed without their hardware, to match a file measured on other hardware (normalised
+    times only); one cell measured on several hardware in one file cannot be matched."""
+    out: dict = {}
+    for ident, cd in cells.items():
+        key = ident[:-1]
+        if key in out:
+            raise UsageError(f"{side}: {cd.name} was measured on more than one hardware ({out[key].hardware}; "
+                             f"{cd.hardware}) and the other file on other hardware: compare files from one "
+                             f"hardware each")
+        out[key] = cd
+    return out
+
+
 def _references(cells: dict, lib: str) -> dict[tuple, float]:
     return {cd.group: cd.median for cd in cells.values() if cd.library == lib and cd.ran and cd.median}
 
@@ -134,6 +156,13 @@ def compare(base_records: list[dict], current_records: list[dict], *, threshold:
     if acc_threshold < 0:
         raise UsageError(f"--acc-threshold must not be negative, got {acc_threshold:g}")
     base, cur = cells_of(base_records), cells_of(current_records)
+    hw_b, hw_c = sorted({cd.hardware for cd in base.values()}), sorted({cd.hardware for cd in cur.values()})
+    if hw_b != hw_c:
+        if not normalize_by:
+            raise UsageError(f"base and current were measured on different hardware (base: {' + '.join(hw_b)}; "
+                             f"current: {' + '.join(hw_c)}); their times do not compare: pass --normalize-by LIB "
+                             f"to compare each cell relative to LIB on its own hardware")
+        base, cur = _across_hardware(base, "base"), _across_hardware(cur, "current")
     refs_b = refs_c = None
     if normalize_by:
         libs = sorted({cd.library for cd in list(base.values()) + list(cur.values())})
@@ -149,7 +178,8 @@ def compare(base_records: list[dict], current_records: list[dict], *, threshold:
         row = {"library": cd.library, "model": cd.model, "dataset": cd.dataset, "device": cd.device,
                "variant": cd.variant, "spec_hash": spec_hash(cd.spec), "verdict": "unchanged", "reasons": [], "notes": [],
                "base": _side(b), "current": _side(c), "ratio": None, "ci_low": None, "ci_high": None,
-               "p_value": None, "raw_ratio": None, "normalized": False, "acc_delta_pt": None}
+               "p_value": None, "raw_ratio": None, "normalized": False, "acc_delta_pt": None,
+               "hardware": {"base": b.hardware if b else None, "current": c.hardware if c else None}}
         out.append(row)
         if b is None or c is None:
             row["verdict"] = "new" if b is None else "missing"
@@ -258,6 +288,10 @@ def _describe(records: list[dict]) -> str:
     if not records:
         return "no records"
     env = records[-1].get("env") or {}
+    hws = hardware_set(records)
+    if len(hws) > 1:
+        return (f"git {', '.join(sorted({(r.get('env') or {}).get('git_revision') or '?' for r in records}))}, "
+                f"{len(hws)} hardware: " + "; ".join(hws))
     revs = sorted({(r.get("env") or {}).get("git_revision") or "?" for r in records})
     dates = sorted(r["timestamp"] for r in records if r.get("timestamp"))
     when = f"{dates[0][:16].replace('T', ' ')}" if dates else "?"
@@ -282,10 +316,27 @@ def to_markdown(result: dict, base_name: str = "base", current_name: str = "curr
     if st["normalize_by"]:
         out.append(f"- times normalised by **{st['normalize_by']}**'s median epoch time on the same "
                    f"model/dataset/device in each file (ratio and p use normalised samples; base/current ms are raw)")
-    out += ["", "| verdict | library | model | dataset | device | base ms [p25–p75] | current ms [p25–p75] "
-                "| ratio [95% CI] | p | Δ acc (pt) | why / notes |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    tables: dict[str, list] = {}     # one table per hardware (pair), headed by it when there are several
     for r in result["cells"]:
+        hw = r.get("hardware") or {}
+        b, c = hw.get("base"), hw.get("current")
+        tables.setdefault(b if b == c or c is None else c if b is None else f"base {b} → current {c}", []).append(r)
+    for label, cells in tables.items():
+        if len(tables) > 1:
+            out += ["", f"#### {label}"]
+        out += _table(cells)
+    out += ["", f"Ratio = current / base median epoch time (<1 is faster); 95% CI from {st['resamples']} "
+                f"seeded bootstrap resamples of each side's epochs; p from a two-sided Mann–Whitney U test "
+                f"on the per-epoch times (epochs within one run are not fully independent, so p is optimistic: "
+                f"the {100 * st['threshold']:g}% threshold is the main guard)."]
+    return "\n".join(out) + "\n"
+
+
+def _table(cells: list[dict]) -> list[str]:
+    out = ["", "| verdict | library | model | dataset | device | base ms [p25–p75] | current ms [p25–p75] "
+               "| ratio [95% CI] | p | Δ acc (pt) | why / notes |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in cells:
         verdict = f"**{r['verdict']}**" if r["verdict"] == "regressed" else r["verdict"]
         ratio = "–"
         if r["ratio"] is not None:
@@ -297,11 +348,7 @@ def to_markdown(result: dict, base_name: str = "base", current_name: str = "curr
         model = r["model"] + (f" ({r['variant']})" if r.get("variant") else "")
         out.append(f"| {verdict} | {r['library']} | {model} | {r['dataset']} | {r['device']} | "
                    f"{_ms(r['base'])} | {_ms(r['current'])} | {ratio} | {_p(r['p_value'])} | {acc} | {why} |")
-    out += ["", f"Ratio = current / base median epoch time (<1 is faster); 95% CI from {st['resamples']} "
-                f"seeded bootstrap resamples of each side's epochs; p from a two-sided Mann–Whitney U test "
-                f"on the per-epoch times (epochs within one run are not fully independent, so p is optimistic: "
-                f"the {100 * st['threshold']:g}% threshold is the main guard)."]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _ms(side: dict | None) -> str:

@@ -14,6 +14,11 @@ A suite file::
     threads: null                  # null = all cores
     overrides:                     # per-model hyperparameters
       gcn: {hidden: 32}
+    executor: local                # or ray: one Ray task per run (docs/ray.md)
+    ray_address: null              # ray only: a cluster's address (else $RAY_ADDRESS, else a local instance)
+    resources: {}                  # ray only: custom resources each run asks for, e.g. {bench_node: 1}
+    placement: shared              # ray only: or exclusive: one timed run per node at a time
+    retries: 0                     # ray only: runs whose node was lost are run again this many times
 
 A cell is one (library, model, dataset, device); each seed of a cell is one
 child run and one result record.
@@ -31,7 +36,9 @@ from .errors import UsageError
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SUITE_KEYS = {"name", "description", "libraries", "models", "datasets", "devices", "epochs", "warmup",
               "repeats", "timeout", "threads", "overrides", "infer_reps", "memory_limit_gb",
-              "rss_limit_gb", "oversubscribe"}
+              "rss_limit_gb", "oversubscribe", "executor", "ray_address", "resources", "placement", "retries"}
+EXECUTORS = ("local", "ray")
+PLACEMENTS = ("shared", "exclusive")
 
 
 @dataclass
@@ -44,6 +51,16 @@ class RunConfig:
     infer_reps: int = 20
     memory_limit_gb: float | None = None    # address space per child (RLIMIT_AS)
     rss_limit_gb: float | None = None       # resident memory per child, polled by the parent
+
+
+@dataclass
+class ExecutorConfig:
+    """Where the runs execute; nothing here changes how one run is measured (not in the records' config)."""
+    kind: str = "local"                              # local | ray
+    ray_address: str | None = None                   # else $RAY_ADDRESS, else a local instance
+    resources: dict = field(default_factory=dict)    # custom Ray resources per run, e.g. {"bench_node": 1}
+    placement: str = "shared"                        # shared | exclusive (one run per node, all its CPUs)
+    retries: int = 0                                 # re-runs of a run whose node was lost
 
 
 @dataclass
@@ -84,6 +101,7 @@ class Suite:
     description: str = ""
     oversubscribe: bool = False      # allow more threads than the cores this process may use
     where: dict = field(default_factory=dict)   # suite key -> "file:line", for errors found later
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
 def suite_names() -> list[str]:
@@ -169,6 +187,7 @@ def load_suite(name_or_file: str) -> Suite:
         run=run,
         oversubscribe=oversubscribe,
         where={k: where(data, k) for k in ("threads", "datasets", "overrides")},
+        executor=_executor(data, lambda key: where(data, key)),
     )
 
 
@@ -183,6 +202,38 @@ def _check_overrides(overrides: dict, where) -> None:
         for key, value in values.items():
             with validate.at(where(values, key)):
                 check_value(MODELS[str(model).lower()](), key, value)
+
+
+def _executor(data: dict, at) -> ExecutorConfig:
+    """The suite's executor keys; ``at(key)`` names the key's file:line in errors."""
+    ex = ExecutorConfig()
+    if data.get("executor") is not None:
+        ex.kind = str(data["executor"])
+        if ex.kind not in EXECUTORS:
+            raise UsageError(f"{at('executor')}: 'executor' must be one of {', '.join(EXECUTORS)}, got {data['executor']!r}")
+    if data.get("ray_address") is not None:
+        ex.ray_address = str(data["ray_address"])
+    res = data.get("resources")
+    if res is not None:
+        if not isinstance(res, dict) or not all(isinstance(k, str) and isinstance(v, (int, float))
+                                                and not isinstance(v, bool) and v > 0 for k, v in res.items()):
+            raise UsageError(f"{at('resources')}: 'resources' must map custom resource names to positive amounts, "
+                             f"e.g. {{bench_node: 1}}")
+        reserved = sorted(set(res) & {"CPU", "GPU", "memory", "object_store_memory"})
+        if reserved:
+            raise UsageError(f"{at('resources')}: 'resources' names {', '.join(reserved)}; CPUs and GPUs come from "
+                             f"'threads' and the device, only custom resources go here")
+        ex.resources = {k: float(v) for k, v in res.items()}
+    if data.get("placement") is not None:
+        ex.placement = str(data["placement"])
+        if ex.placement not in PLACEMENTS:
+            raise UsageError(f"{at('placement')}: 'placement' must be one of {', '.join(PLACEMENTS)}, got {data['placement']!r}")
+    if data.get("retries") is not None:
+        v = data["retries"]
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 5:
+            raise UsageError(f"{at('retries')}: 'retries' must be an integer from 0 to 5, got {v!r}")
+        ex.retries = v
+    return ex
 
 
 def _kind(task: str) -> str:

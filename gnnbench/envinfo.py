@@ -43,6 +43,25 @@ def git_revision() -> str | None:
         return None
 
 
+@lru_cache(maxsize=1)
+def gpu_name() -> str | None:
+    """The name of the first GPU this process may use (CUDA_VISIBLE_DEVICES honoured; nvidia-smi,
+    no ML import), None without one."""
+    cmd = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        first = visible.split(",")[0].strip()
+        if not first or first == "-1":
+            return None
+        cmd += ["-i", first]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [n.strip() for n in p.stdout.splitlines() if n.strip()] if p.returncode == 0 else []
+    return names[0] if names else None
+
+
 def environment() -> dict:
     return {
         "python": platform.python_version(),
@@ -54,4 +73,5 @@ def environment() -> dict:
         "hostname": platform.node(),
         "gnnbench": __version__,
         "git_revision": git_revision(),
+        "gpu": gpu_name(),
     }

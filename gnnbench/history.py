@@ -4,6 +4,9 @@ Each results file contributes one point per cell (library/model/dataset/device a
 model spec; seeds pooled): its median, p25 and p75 epoch time, status, mean test
 accuracy, git revision and the time it was measured (the latest record timestamp of
 that cell in that file). Points are ordered by that timestamp, not by argument order.
+
+A cell measured on different hardware (``gnnbench.hardware``) is one series per hardware, named
+``... @ HARDWARE`` when the files hold more than one: a point is never divided by one from other hardware.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from datetime import datetime
 
 from .compare import cells_of, spec_hash
 from .errors import UsageError
+from .hardware import hardware_of
 from .results import latest_per_key
 from .stats import summarize
 
@@ -32,12 +36,13 @@ def points(files: list[tuple[str, list[dict]]]) -> dict[str, list[dict]]:
 
     series: dict[str, list[dict]] = {}
     order = 0
+    several = len({hardware_of(r) for _, records in files for r in records}) > 1
     for path, records in files:
         latest = latest_per_key(records)
         meta: dict[tuple, dict] = {}
         for r in latest:
             c = r["cell"]
-            ident = (c["library"], c["model"], c["dataset"], c["device"], spec_hash(r.get("spec")))
+            ident = (c["library"], c["model"], c["dataset"], c["device"], spec_hash(r.get("spec")), hardware_of(r))
             m = meta.setdefault(ident, {"ts": [], "git": set(), "variant": variant(r)})
             if r.get("timestamp"):
                 m["ts"].append(r["timestamp"])
@@ -47,10 +52,11 @@ def points(files: list[tuple[str, list[dict]]]) -> dict[str, list[dict]]:
             ts = max(m["ts"]) if m["ts"] else None
             q = summarize(cd.samples)
             # runs of a non-default spec (an ablation) are their own line: 'lib/model/dataset/device [dropout=0.0]'
-            name = cd.name + (f" [{m['variant']}]" if m.get("variant") else "")
+            name = cd.name + (f" [{m['variant']}]" if m.get("variant") else "") + (f" @ {cd.hardware}" if several else "")
             series.setdefault(name, []).append({
                 "file": str(path), "timestamp": ts, "when": _when(ts), "order": order,
-                "git": ",".join(sorted(m["git"])), "spec_hash": ident[-1], "status": cd.status,
+                "git": ",".join(sorted(m["git"])), "spec_hash": ident[-2], "hardware": cd.hardware,
+                "status": cd.status,
                 "median_ms": q["median"], "p25_ms": q["p25"], "p75_ms": q["p75"], "epochs": q["n"],
                 "seeds": cd.seeds, "test_acc": cd.acc,
             })
@@ -68,7 +74,8 @@ def select(series: dict[str, list[dict]], patterns: list[str] | tuple[str, ...])
         if p.count("/") != 3:
             raise UsageError(f"--cell '{p}': expected library/model/dataset/device (globs allowed, e.g. pyg/gcn/*/cpu)")
     chosen = {n: v for n, v in series.items()
-              if any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n.partition(" [")[0], p) for p in patterns)}
+              if any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n.partition(" @ ")[0].partition(" [")[0], p)
+                     for p in patterns)}
     if not chosen:
         raise UsageError(f"no cell matches {', '.join(patterns)}; cells present: {', '.join(sorted(series))}")
     return chosen

@@ -11,6 +11,7 @@ import io
 import json
 from collections import OrderedDict
 
+from .hardware import hardware_of, hardware_set
 from .references import AGREEMENT_MARGIN, disagreeing, in_band, reference
 from .results import latest_per_key
 from .stats import mean_std, summarize
@@ -23,9 +24,10 @@ def rows(records: list[dict]) -> list[dict]:
     groups: "OrderedDict[tuple, list[dict]]" = OrderedDict()
     for r in latest_per_key(records):
         c = r["cell"]
-        groups.setdefault((c["dataset"], c["device"], c["library"], c["model"], variant(r)), []).append(r)
+        groups.setdefault((c["dataset"], c["device"], c["library"], c["model"], variant(r), hardware_of(r)),
+                          []).append(r)
     out = []
-    for (dataset, device, library, model, var), recs in groups.items():
+    for (dataset, device, library, model, var, hw), recs in groups.items():
         ok = [r for r in recs if r.get("times")]
         epochs = [t for r in ok for t in r["times"]["epoch_ms"]]
         s = summarize(epochs)
@@ -48,7 +50,7 @@ def rows(records: list[dict]) -> list[dict]:
         errors = [r.get("error", "") for r in recs if r.get("error")]
         out.append({
             "dataset": dataset, "device": device, "library": library, "model": model, "variant": var,
-            "seeds": len(recs), "status": status,
+            "hardware": hw, "seeds": len(recs), "status": status,
             "median_ms": s["median"], "p25_ms": s["p25"], "p75_ms": s["p75"], "epochs": s["n"],
             "first_epoch_ms": _median([r["times"]["first_epoch_ms"] for r in ok]),
             "setup_s": _median([r["times"]["setup_s"] for r in ok]),
@@ -70,9 +72,10 @@ def rows(records: list[dict]) -> list[dict]:
             "notes": sorted({n for r in recs for n in r.get("notes", [])}),
         })
     _cross_check(out)
-    # relative speed: among the rows of one model (all libraries and variants) on one dataset and device
-    for (dataset, device, model) in {(r["dataset"], r["device"], r["model"]) for r in out}:
-        table = [r for r in out if (r["dataset"], r["device"], r["model"]) == (dataset, device, model)]
+    # relative speed: among the rows of one model (all libraries and variants) on one dataset, device and
+    # hardware (a row is never ranked against one measured on other hardware)
+    for group in {(r["dataset"], r["device"], r["model"], r["hardware"]) for r in out}:
+        table = [r for r in out if (r["dataset"], r["device"], r["model"], r["hardware"]) == group]
         valid = [r["median_ms"] for r in table if r["median_ms"] and r["status"] == "ok"]
         fastest = min(valid) if valid else None
         for r in table:
@@ -86,7 +89,7 @@ def _cross_check(out: list[dict]) -> None:
     groups: dict[tuple, list[dict]] = {}
     for r in out:
         if r["reference_acc"] is None and r["test_acc_mean"] is not None and r["status"] in ("ok", "accuracy_mismatch"):
-            groups.setdefault((r["dataset"], r["device"], r["model"], r["variant"]), []).append(r)
+            groups.setdefault((r["dataset"], r["device"], r["model"], r["variant"], r["hardware"]), []).append(r)
     for table in groups.values():
         off = disagreeing({r["library"]: r["test_acc_mean"] for r in table})
         for r in table:
@@ -157,9 +160,16 @@ def environment_lines(records: list[dict]) -> list[str]:
                     + "; ".join(f"{w} / {e} / {i} in {n} run(s)" for (w, e, i), n in protocols.items())
                     + "; each `train_step(); sync()` timed by the harness")
     limits = sorted({r.get("config", {}).get("rss_limit_gb") for r in records} - {None})
+    hws = hardware_set(records)
+    machine = (f"- Machine: {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores; "
+               f"threads per run: {env.get('threads', '?')}; {env.get('os', '?')}")
+    if len(hws) > 1:     # a cluster, or files from several machines: each table names its hardware
+        machine = (f"- Hardware ({len(hws)}; each has its own tables, never ranked against another): "
+                   + "; ".join(f"{h} ({sum(hardware_of(r) == h for r in records)} runs)" for h in hws)
+                   + f"; threads per run: {', '.join(sorted({str(r.get('env', {}).get('threads', '?')) for r in records}))}")
+    nodes = sorted({(r.get("node") or {}).get("hostname") or "?" for r in records if r.get("node")})
     lines = [
-        f"- Machine: {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores; "
-        f"threads per run: {env.get('threads', '?')}; {env.get('os', '?')}",
+        machine + (f"; Ray nodes: {', '.join(nodes)}" if nodes else ""),
         f"- Python {env.get('python', '?')}; gnnbench {env.get('gnnbench', '?')} (git {env.get('git_revision') or '?'})",
         f"- Libraries: " + (", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "–"),
         f"- Measured: {dates[0]} to {dates[-1]} (run {', '.join(runs)})" if dates else "- Measured: ?",
@@ -177,12 +187,14 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
     out = [f"# {title}", "", *environment_lines(records), ""]
     keys = []
     for r in table_rows:
-        if (r["dataset"], r["device"]) not in keys:
-            keys.append((r["dataset"], r["device"]))
-    for dataset, device in keys:
-        table = [r for r in table_rows if r["dataset"] == dataset and r["device"] == device]
+        if (r["dataset"], r["device"], r["hardware"]) not in keys:
+            keys.append((r["dataset"], r["device"], r["hardware"]))
+    several = len({r["hardware"] for r in table_rows}) > 1
+    for dataset, device, hw in keys:
+        table = [r for r in table_rows if (r["dataset"], r["device"], r["hardware"]) == (dataset, device, hw)]
         fp = next((r["fingerprint"] for r in table if r["fingerprint"]), None)
-        out.append(f"## {dataset} on {device}" + (f" (input fingerprint `{fp}`)" if fp else ""))
+        out.append(f"## {dataset} on {device}" + (f" — {hw}" if several else "")
+                   + (f" (input fingerprint `{fp}`)" if fp else ""))
         out.append("")
         split_mem = any(r.get("peak_rss_after_load_mb") for r in table)
         out.append("| library | model | median epoch ms [p25–p75] | first epoch ms | setup s | inference ms "
@@ -246,23 +258,25 @@ def growth_exponents(records: list[dict], table_rows: list[dict] | None = None) 
     edges = edge_counts(records)
     out = []
     for family, names in sweeps(records).items():
-        keys = sorted({(r["library"], r["model"], r["device"], r["variant"]) for r in table_rows if r["dataset"] in names})
-        mem_keys = {(m, d): memory_key([r for r in table_rows if r["dataset"] in names and r["median_ms"]
-                                        and (r["model"], r["device"]) == (m, d)])
-                    for _, m, d, _ in keys}
-        for lib, model, device, var in keys:
-            mk = mem_keys[(model, device)]
-            pts = sorted((edges[r["dataset"]], r) for r in table_rows
-                         if r["dataset"] in names and r["dataset"] in edges and (r["library"], r["model"], r["device"],
-                                                                                 r["variant"]) == (lib, model, device, var))
+        keys = sorted({(r["library"], r["model"], r["device"], r["variant"], r["hardware"]) for r in table_rows
+                       if r["dataset"] in names})
+        mem_keys = {(m, d, h): memory_key([r for r in table_rows if r["dataset"] in names and r["median_ms"]
+                                           and (r["model"], r["device"], r["hardware"]) == (m, d, h)])
+                    for _, m, d, _, h in keys}
+        for lib, model, device, var, hw in keys:    # a slope never mixes sizes measured on different hardware
+            mk = mem_keys[(model, device, hw)]
+            pts = sorted(((edges[r["dataset"]], r) for r in table_rows
+                          if r["dataset"] in names and r["dataset"] in edges and (r["library"], r["model"], r["device"],
+                                                                                  r["variant"], r["hardware"]) == (lib, model, device, var, hw)),
+                         key=lambda p: p[0])
             ran = [(e, r) for e, r in pts if r["median_ms"] and r["status"] in ("ok", "accuracy_mismatch")]
             failed = [(e, r["status"], _phase_of(r.get("error") or "")) for e, r in pts if (e, r) not in ran]
             # runs killed by the parent have no edge count in their record: named by their node count
             unloaded = sorted((_nodes(r["dataset"]), r["status"], _phase_of(r.get("error") or "")) for r in table_rows
                               if r["dataset"] in names and r["dataset"] not in edges
-                              and (r["library"], r["model"], r["device"], r["variant"]) == (lib, model, device, var))
+                              and (r["library"], r["model"], r["device"], r["variant"], r["hardware"]) == (lib, model, device, var, hw))
             out.append({"family": family, "library": lib, "model": model, "device": device, "variant": var,
-                        "sizes": len(ran),
+                        "hardware": hw, "sizes": len(ran),
                         "time_exponent": _slope([(e, r["median_ms"]) for e, r in ran]),
                         "memory_measure": mk,
                         "memory_exponent": _slope([(e, r[mk]) for e, r in ran if r[mk]]),
@@ -308,6 +322,7 @@ def growth_section(records: list[dict], table_rows: list[dict]) -> list[str]:
     if not growth:
         return []
     measures = sorted({g["memory_measure"] for g in growth})
+    several = len({g["hardware"] for g in growth}) > 1
     out = ["## Growth with graph size", "",
            "Least-squares slope of log(median epoch time) and log(peak memory) against log(edges) over the sizes "
            "that ran (1.0 = linear in the edge count; memory includes the process's fixed import cost, so its "
@@ -319,13 +334,14 @@ def growth_section(records: list[dict], table_rows: list[dict]) -> list[str]:
            "| sweep | library | model | sizes | time exponent | memory exponent | largest graph handled | "
            "its epoch ms / peak MB (load peak MB) | larger sizes |",
            "|---|---|---|---|---|---|---|---|---|"]
-    for g in sorted(growth, key=lambda g: (g["family"], g["model"], g["library"])):
+    for g in sorted(growth, key=lambda g: (g["hardware"], g["family"], g["model"], g["library"])):
         fail = ", ".join([f"{st} at {e:,} edges{_during(ph)}" for e, st, ph in g["failed"]]
                          + [f"{st} at {n:,} nodes{_during(ph)}" for n, st, ph in g["failed_unloaded"]]) or "–"
         if not g["sizes"] and len({st for _, st, _ in g["failed"] + g["failed_unloaded"]}) == 1:
             fail = f"{(g['failed'] + g['failed_unloaded'])[0][1]} at every size"   # e.g. no sampler: skipped
         model = g["model"] + (f" ({g['variant']})" if g["variant"] else "")
-        out.append(f"| {g['family']} | {g['library']} | {model} | {g['sizes']} | {_f(g['time_exponent'])} | "
+        family = g["family"] + (f" ({g['hardware']})" if several else "")
+        out.append(f"| {family} | {g['library']} | {model} | {g['sizes']} | {_f(g['time_exponent'])} | "
                    f"{_f(g['memory_exponent'])} | {_f(g['largest_edges'], '{:,}')} edges | "
                    f"{_f(g['largest_ms'], '{:.1f}')} / {_f(g['largest_mb'], '{:.0f}')}"
                    + (f" ({g['largest_load_mb']:.0f})" if g.get("largest_load_mb") else "")
@@ -342,7 +358,7 @@ def _short(text: str, n: int = 90) -> str:
 CSV_FIELDS = ("dataset", "device", "library", "model", "variant", "seeds", "status", "median_ms", "p25_ms", "p75_ms",
               "epochs", "first_epoch_ms", "setup_s", "infer_ms", "collate_ms", "sample_ms", "sampled_nodes", "sampled_edges", "test_acc_mean", "test_acc_std",
               "reference_acc", "peak_rss_mb", "load_peak_rss_mb", "peak_rss_after_load_mb", "device_peak_mb", "params", "version", "relative", "fingerprint",
-              "error")
+              "error", "hardware")
 
 
 def to_csv(records: list[dict]) -> str:

@@ -278,11 +278,17 @@ def _death_status(rc: int, stderr_tail: str, cfg: RunConfig) -> str:
 
 
 def run_cells(cells: list[Cell], cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
-              data_dir: str | None = None, progress: bool | None = None, run_id: str | None = None) -> list[dict]:
-    """Run every cell not already complete in ``out`` (with resume); append each record at once."""
+              data_dir: str | None = None, progress: bool | None = None, run_id: str | None = None,
+              executor=None) -> list[dict]:
+    """Run every cell not already complete in ``out`` (with resume); append each record at once.
+    ``executor`` (a config.ExecutorConfig) of kind ``ray`` runs them as Ray tasks instead (ray_executor)."""
     done = completed_keys(out) if resume else set()
     todo = [c for c in cells if c.key() not in done]
     run_id = run_id or new_run_id()
+    if executor is not None and executor.kind == "ray":
+        from .ray_executor import run_cells_ray
+        return run_cells_ray(todo, len(cells) - len(todo), cfg, out, executor, run_id=run_id, data_dir=data_dir,
+                             progress=sys.stderr.isatty() if progress is None else progress)
     records = []
     show = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(len(todo), len(cells) - len(todo), show)
