@@ -85,7 +85,7 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"Ray address '{address}': expected HOST:PORT (the head node's address, e.g. "
-                         f"10.0.0.5:6379), ray://HOST:10001 or auto")
+                         f"HEAD_ADDRESS:6379), ray://HOST:10001 or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:

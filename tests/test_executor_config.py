@@ -9,11 +9,11 @@ HEAD = "libraries: [test-ok]\nmodels: [gcn]\ndatasets: [cora]\n"
 
 def test_executor_keys_are_read(tmp_path):
     p = tmp_path / "s.yaml"
-    p.write_text(HEAD + "executor: ray\nray_address: 10.0.0.5:6379\nresources: {bench_cpu: 1, big: 2.5}\n"
+    p.write_text(HEAD + "executor: ray\nray_address: HEAD_ADDRESS:6379\nresources: {bench_cpu: 1, big: 2.5}\n"
                         "placement: exclusive\nretries: 1\n")
     ex = load_suite(str(p)).executor
     assert (ex.kind, ex.ray_address, ex.resources, ex.placement, ex.retries) == \
-        ("ray", "10.0.0.5:6379", {"bench_cpu": 1.0, "big": 2.5}, "exclusive", 1)
+        ("ray", "HEAD_ADDRESS:6379", {"bench_cpu": 1.0, "big": 2.5}, "exclusive", 1)
     p.write_text(HEAD)
     ex = load_suite(str(p)).executor
     assert (ex.kind, ex.ray_address, ex.resources, ex.placement, ex.retries) == ("local", None, {}, "shared", 0)
