@@ -35,6 +35,7 @@ TEST_ADAPTERS: dict[str, str] = {
     "test-mut-nodrop": "gnnbench.adapters.testing:NoDropoutLayerMutant",
     "test-mut-extra": "gnnbench.adapters.testing:ExtraParamMutant",
     "test-mut-sage-sum": "gnnbench.adapters.testing:SageSumMutant",
+    "test-mut-nohook": "gnnbench.adapters.testing:NoGradientsHook",
 }
 
 

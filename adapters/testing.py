@@ -286,3 +286,11 @@ class SageSumMutant(RefAdapter):
             def sage_scales(self):
                 return np.ones(self.n)
         return Summed(graph.edge_index, graph.num_nodes)
+
+
+class NoGradientsHook(RefAdapter):
+    """An adapter without the gradients hook (the protocol's default raises NotImplementedError)."""
+    name = "test-mut-nohook"
+
+    def gradients(self):
+        return Adapter.gradients(self)

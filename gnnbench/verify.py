@@ -252,7 +252,8 @@ def _dropout_checks(r: _Result, adapter, spec, sites: dict) -> None:
         scale = 1.0 / (1.0 - p)
         kept = s[s != 0]
         scale_dev = float(np.abs(kept / scale - 1.0).max()) if kept.size else 0.0
-        r.d["dropout"][site] = {"p": p, "zeros": zeros, "bound": bound, "n": n, "scale_max_rel_dev": scale_dev}
+        r.d["dropout"][site] = {"p": p, "zeros": zeros, "bound": bound, "n": n, "scale_max_rel_dev": scale_dev,
+                                "dev_sigma": abs(zeros - p) / math.sqrt(p * (1 - p) / n)}
         if not abs(zeros - p) <= bound:
             r.fail(f"dropout at {site}: {100 * zeros:.1f}% zeros, expected {100 * p:.0f}% ± {100 * bound:.2f}%")
         if not scale_dev <= DROPOUT_SCALE_RTOL:
