@@ -267,9 +267,10 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
     click.echo(f"\nTolerances (float32 libraries against the float64 NumPy reference, timed configuration: dropout "
                f"as the spec says, the harness's seeded masks injected): eval logits |diff| <= {V.LOGITS_ATOL:g}; "
                f"loss with the masks rel <= {V.LOSS_RTOL:g}; gradients per tensor max |g - g_ref| / max(max |g_ref|, "
-               f"{V.GRAD_FLOOR:g}) <= {V.GRAD_RTOL:g} (the worst tensor shown); parameters after one SGD step and, "
-               f"from a fresh prepare, one Adam step |diff| <= {V.PARAMS_ATOL:g} (Adam: elements whose reference "
-               f"gradient is under {V.GRAD_RTOL:g} x their tensor's largest left out, the sign there is rounding); "
+               f"{V.GRAD_FLOOR:g}) <= {V.GRAD_RTOL:g} (gin: {V.GRAPH_GRAD_RTOL:g}; the worst tensor shown); parameters "
+               f"after one SGD step and, from a fresh prepare, one Adam step |diff| <= {V.PARAMS_ATOL:g} (Adam: "
+               f"elements whose reference gradient is under the gradient tolerance x their tensor's largest left "
+               f"out, the sign there is rounding); "
                f"the library's own dropout at each site with p > 0, on >= {V.DROPOUT_SAMPLE_MIN:,} elements: share of "
                f"zeros within {V.DROPOUT_SIGMAS:g} binomial sigma of p (worst site shown in sigma), survivors "
                f"1/(1-p) (rel {V.DROPOUT_SCALE_RTOL:g}); trainable parameters = the canonical count.")

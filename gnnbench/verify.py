@@ -32,7 +32,15 @@ import numpy as np
 LOGITS_ATOL = 1e-4          # eval logits, |diff| (GIN: x the largest reference logit)
 LOSS_RTOL = 1e-5            # training loss with the injected masks, relative
 PARAMS_ATOL = 1e-4          # parameters after one SGD / Adam step, |diff|
-GRAD_RTOL = 1e-3            # per tensor: max |g - g_ref| / max(max |g_ref|, GRAD_FLOOR)
+# Gradients, per tensor: max |g - g_ref| / max(max |g_ref|, GRAD_FLOOR) <= GRAD_RTOL (node models) or
+# GRAPH_GRAD_RTOL (GIN). Measured with the PyG and DGL hooks (masks injected, seed 0): node models at most
+# 3.6e-05 (CiteSeer GAT, the last layer's bias, whose reference gradient is a sum of 1/|train| terms that
+# nearly cancel), GIN on one thread at most 2.7e-03 (ENZYMES; PROTEINS 1.5e-03, MUTAG 8.9e-05): batch
+# norm's training backward divides float32 rounding by the batch standard deviation, and PROTEINS' sum
+# readout gives logits of ~4000 whose float32 error (1e-3) moves the softmax. A gradient off by 1 % in
+# a node model, or by a factor 0.5 anywhere, fails.
+GRAD_RTOL = 1e-3
+GRAPH_GRAD_RTOL = 1e-2
 GRAD_FLOOR = 1e-6           # a tensor whose reference gradient is all below this is judged absolutely
 DROPOUT_SIGMAS = 6.0        # share of zeros within 6 binomial standard deviations of p
 DROPOUT_SAMPLE_MIN = 10**6  # elements drawn per site (bound at p = 0.5: +-0.30 %)
@@ -48,6 +56,10 @@ def verify_spec(spec):
 
 
 # ---- dropout sites and masks ---------------------------------------------------------------------
+def grad_rtol(spec) -> float:
+    return GRAPH_GRAD_RTOL if spec.task == "graph" else GRAD_RTOL
+
+
 def dropout_rate(spec, site: str) -> float:
     return float(spec.attn_dropout if site.startswith("attn.") else spec.dropout)
 
@@ -192,10 +204,12 @@ def _train_checks(r: _Result, adapter, step, spec, weights, ref_loss, ref_grads,
         rels = grad_rel_diffs(grads, ref_grads)
         worst = max(rels, key=rels.get)
         r.d["grads_max_rel"], r.d["grads_worst"], r.d["grads_rel"] = rels[worst], worst, rels
-        bad = [k for k in rels if not rels[k] <= GRAD_RTOL]
+        tol = grad_rtol(spec)
+        r.d["grad_rtol"] = tol
+        bad = [k for k in rels if not rels[k] <= tol]
         if bad:
             more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
-            r.fail(f"gradient of {worst} differs (max rel {rels[worst]:.2g} > {GRAD_RTOL:g}){more}")
+            r.fail(f"gradient of {worst} differs (max rel {rels[worst]:.2g} > {tol:g}){more}")
     ref_params = reference.optimizer_step(spec, "sgd", w64, ref_grads)
     diff, name = _params_diff(adapter.parameters(), ref_params)
     r.d["params_max_abs_diff"] = diff
@@ -205,8 +219,8 @@ def _train_checks(r: _Result, adapter, step, spec, weights, ref_loss, ref_grads,
 
 def _adam_check(r: _Result, adapter, step, spec, weights, ref_grads, masks) -> None:
     """One Adam step from a fresh prepare, same masks. Elements whose reference gradient (weight decay
-    included) is below GRAD_RTOL x that tensor's largest are left out: there the gradient check does not
-    vouch for the sign that Adam's first step (about lr * sign(g)) turns into +-lr."""
+    included) is below the gradient tolerance x that tensor's largest are left out: there the gradient
+    check does not vouch for the sign that Adam's first step (about lr * sign(g)) turns into +-lr."""
     from . import reference
     w64 = {k: np.asarray(v, np.float64) for k, v in weights.items()}
     try:
@@ -218,7 +232,7 @@ def _adam_check(r: _Result, adapter, step, spec, weights, ref_grads, masks) -> N
     keep, excluded = {}, 0
     for k, g in ref_grads.items():
         gt = np.abs(g + spec.weight_decay * w64[k])
-        keep[k] = gt >= GRAD_RTOL * (float(gt.max()) if gt.size else 0.0)
+        keep[k] = gt >= grad_rtol(spec) * (float(gt.max()) if gt.size else 0.0)
         excluded += int((~keep[k]).sum())
     diff, name = _params_diff(adapter.parameters(), ref_params, keep)
     r.d["params_adam_max_abs_diff"], r.d["adam_elements_excluded"] = diff, excluded
