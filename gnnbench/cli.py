@@ -297,7 +297,7 @@ def _verify_columns(res: dict) -> tuple[str, ...]:
     if "logits_max_abs_diff" not in res:
         return ("–",) * 7
     scale = res.get("logits_scale") or 1.0
-    logits = f"{res['logits_max_abs_diff']:.2e}" + (f" (of {scale:.0f})" if scale > 1 else "")
+    logits = num("logits_max_abs_diff") + (f" (of {scale:.0f})" if scale > 1 else "")
     grads = "–" if res.get("grads_max_rel") is None else f"{res['grads_max_rel']:.2e} ({res.get('grads_worst')})"
     drop = res.get("dropout") or {}
     if drop:
