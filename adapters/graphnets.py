@@ -22,6 +22,15 @@ library's pieces, and so does this adapter:
 The training step is a ``tf.function``; the optimiser is ``snt.optimizers.Adam``
 (same update as ``torch.optim.Adam``) with weight decay added to the gradient.
 
+Features are dense only: a GraphsTuple's NODES is one dense tensor and ``snt.Linear`` is
+``tf.matmul`` (``features: sparse`` cells are skipped with that reason).
+
+Verify hooks (``gnnbench.protocol``): ``set_dropout_masks`` swaps each ``snt.Dropout`` (input of
+layer k, GAT attention, GIN head) for ``x * mask / (1 - rate)`` with that module's own rate (the
+attention edges are the GraphsTuple's senders/receivers, already the canonical order; the
+permutation is computed anyway) and compiles a second step that also returns the cross-entropy
+gradients; the timed step is never changed.
+
 TF_USE_LEGACY_KERAS=1 must be set before TensorFlow is first imported: it is in
 ``child_env`` and set (if missing) by ``_import`` before anything is imported.
 """

@@ -25,6 +25,19 @@ How each model maps onto Spektral (and where it cannot):
   node -> 0), then ``[x || mean] @ kernel + bias``. The kernel is
   ``[weight_root; weight_neigh]`` stacked, exactly as Spektral lays it out.
 
+Features: ``features: dense`` hands the layers one dense ``tf.constant``; ``features: sparse``
+(GCN and GAT only) a ``tf.SparseTensor`` of the non-zeros, which ``GCNConv``/``GATConv``'s ``K.dot``
+multiplies with ``tf.sparse.sparse_dense_matmul``; layer 0's input dropout is then the same seeded
+Dropout applied to the stored values (zeros stay zero). SAGE and GIN aggregate with Spektral's
+``propagate``, whose ``tf.gather`` of x per edge takes no SparseTensor: those cells are skipped.
+
+Verify hooks (``gnnbench.protocol``): ``set_dropout_masks`` swaps each Dropout layer (input of
+layer k, ``GATConv.dropout``, GIN's head) for a layer computing ``x * mask / (1 - rate)`` with that
+layer's own rate, attention masks permuted from the canonical edge order to the order of GATConv's
+coefficients (the reordered adjacency's indices, or ``ops.add_self_loops_indices`` of them under
+'recompute'), and compiles a second step that also returns the cross-entropy gradients; the timed
+step is never changed.
+
 Optimiser: ``tf.keras.optimizers.Adam(epsilon=1e-8, adaptive_epsilon=True)``,
 which is torch's Adam update exactly (Keras' default puts epsilon on the
 bias-uncorrected sqrt(v)); weight decay is added to the gradient (g + wd*w) as
