@@ -108,7 +108,7 @@ print("RESULT " + json.dumps(out))
 def _run(data_dir, mode):
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     p = subprocess.run([sys.executable, "-c", PROBE, data_dir, mode], capture_output=True, text=True,
-                       timeout=300, env=env)
+                       timeout=900, env=env)
     assert p.returncode == 0, p.stderr[-4000:]
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
