@@ -267,7 +267,7 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
     click.echo(f"\nTolerances (float32 libraries against the float64 NumPy reference, timed configuration: dropout "
                f"as the spec says, the harness's seeded masks injected): eval logits |diff| <= {V.LOGITS_ATOL:g}; "
                f"loss with the masks rel <= {V.LOSS_RTOL:g}; gradients per tensor max |g - g_ref| / max(max |g_ref|, "
-               f"{V.GRAD_FLOOR:g}) <= {V.GRAD_RTOL:g} (gin: {V.GRAPH_GRAD_RTOL:g}; the worst tensor shown); parameters "
+               f"{V.GRAD_FLOOR:g} x the largest |g_ref| of any tensor) <= {V.GRAD_RTOL:g} (gin: {V.GRAPH_GRAD_RTOL:g}; the worst tensor shown); parameters "
                f"after one SGD step and, from a fresh prepare, one Adam step |diff| <= {V.PARAMS_ATOL:g} (Adam: "
                f"elements whose reference gradient is under the gradient tolerance x their tensor's largest left "
                f"out, the sign there is rounding); "
