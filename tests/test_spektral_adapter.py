@@ -251,3 +251,34 @@ def test_keras3_is_refused(monkeypatch):
     monkeypatch.setitem(sys.modules, "spektral", fake_spektral)
     av = SpektralAdapter().available()
     assert not av.ok and "TF_USE_LEGACY_KERAS" in av.reason
+
+
+def test_edge_permutation_and_mask_checks():
+    """The helpers both TF adapters' hooks use (NumPy only): a canonical-order attention mask lands on
+    the same (source, target) edge in the library's order, and bad inputs are refused by name."""
+    import numpy as np
+    from gnnbench.adapters._tf_graphtask import canonical_attention_edges, check_masks, edge_permutation
+    ei = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])
+    cs, cd = canonical_attention_edges(ei, 3)
+    assert cs.tolist() == [0, 1, 1, 2, 0, 1, 2] and cd.tolist() == [1, 0, 2, 1, 0, 1, 2]
+    order = np.lexsort((cd, cs))                  # row-major, as tf.sparse.reorder sorts (source, target)
+    ls, ld = cs[order], cd[order]
+    perm = edge_permutation(cs, cd, ls, ld, 3)
+    mask = np.arange(7, dtype=np.float32)[:, None]
+    assert np.array_equal(cs[perm], ls) and np.array_equal(cd[perm], ld)
+    assert mask[perm][:, 0].tolist() == order.tolist()
+    assert not np.array_equal(perm, np.arange(7))   # the orders really differ here
+    with pytest.raises(ValueError, match="missing"):
+        edge_permutation(cs, cd, np.r_[ls[:-1], 2], np.r_[ld[:-1], 0], 3)
+    with pytest.raises(ValueError, match="attention edges"):
+        edge_permutation(cs, cd, ls[:-1], ld[:-1], 3)
+    with pytest.raises(ValueError, match="duplicate"):
+        edge_permutation(np.r_[cs, 0], np.r_[cd, 1], np.r_[ls, 0], np.r_[ld, 1], 3)
+    with pytest.raises(ValueError, match="repeats"):
+        edge_permutation(cs, cd, np.r_[ls[:-1], ls[0]], np.r_[ld[:-1], ld[0]], 3)
+    ok = check_masks({"input.0": np.ones((3, 2))}, {"input.0": (3, 2)})
+    assert ok["input.0"].dtype == np.float32
+    with pytest.raises(ValueError, match="input.0.*shape"):
+        check_masks({"input.0": np.ones((3, 3))}, {"input.0": (3, 2)})
+    with pytest.raises(ValueError, match="unknown dropout site 'attn.0'"):
+        check_masks({"attn.0": np.ones((7, 1))}, {"input.0": (3, 2)})
