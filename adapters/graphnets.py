@@ -22,6 +22,15 @@ library's pieces, and so does this adapter:
 The training step is a ``tf.function``; the optimiser is ``snt.optimizers.Adam``
 (same update as ``torch.optim.Adam``) with weight decay added to the gradient.
 
+Features are dense only: a GraphsTuple's NODES is one dense tensor and ``snt.Linear`` is
+``tf.matmul`` (``features: sparse`` cells are skipped with that reason).
+
+Verify hooks (``gnnbench.protocol``): ``set_dropout_masks`` swaps each ``snt.Dropout`` (input of
+layer k, GAT attention, GIN head) for ``x * mask / (1 - rate)`` with that module's own rate (the
+attention edges are the GraphsTuple's senders/receivers, already the canonical order; the
+permutation is computed anyway) and compiles a second step that also returns the cross-entropy
+gradients; the timed step is never changed.
+
 TF_USE_LEGACY_KERAS=1 must be set before TensorFlow is first imported: it is in
 ``child_env`` and set (if missing) by ``_import`` before anything is imported.
 """
@@ -33,7 +42,8 @@ import numpy as np
 
 from gnnbench.protocol import Adapter, Availability
 
-from ._tf_graphtask import TFGraphTaskMixin, assign
+from ._tf_graphtask import (TFGraphTaskMixin, assign, canonical_attention_edges, check_masks, edge_permutation,
+                            grads_by_variable, step_fn)
 
 _FEATURE_DROPOUT_SEED = 1000    # op-level seed of the input dropout of layer k: 1000 + k
 _ATTN_DROPOUT_SEED = 2000       # op-level seed of the attention dropout of layer k: 2000 + k
@@ -63,6 +73,12 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
     install_hint = "pip install 'gnnbench[graphnets]'"
     models = ("gcn", "gat", "sage", "gin")
     devices = ("cpu",)
+    feature_layouts = ("dense",)
+    sparse_features_why = (
+        "Graph Nets' GraphsTuple holds NODES as one dense tensor [n_nodes] + node_shape "
+        "(utils_tf.data_dicts_to_graphs_tuple converts every field with tf.convert_to_tensor, the blocks "
+        "tf.gather and tf.concat the nodes) and snt.Linear is tf.matmul on a dense input: its public API "
+        "takes no tf.SparseTensor node features")
 
     def __init__(self):
         self._notes: list[str] = []
@@ -129,6 +145,7 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
             deg = np.bincount(dst, minlength=n).astype(np.float64)
             data["edges"] = (1.0 / np.sqrt(deg[src] * deg[dst])).astype(np.float32)[:, None]
         self.graph = utils_tf.data_dicts_to_graphs_tuple([data])
+        self.graph_ = graph
 
         self.model = _build_model(tf, snt, blocks, modules, spec, weights, n, cached)
         self.params = self.model.params                 # canonical name -> (variable, how to read it)
@@ -146,24 +163,21 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
         else:
             raise ValueError(f"unknown optimizer '{spec.optimizer}'")
         self.optimizer = opt
-        wd = float(spec.weight_decay)
-        model, g, variables = self.model, self.graph, self.variables
+        model, g = self.model, self.graph
 
-        def step():
-            with tf.GradientTape() as tape:
-                logits = model(g, training=True)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=train_y, logits=tf.gather(logits, train_idx)))
-            grads = tape.gradient(loss, variables)
-            if wd:  # L2 added to the gradient, as torch.optim.Adam(weight_decay=...)
-                grads = [gr + wd * v for gr, v in zip(grads, variables)]
-            opt.apply(grads, variables)
-            return loss
+        def loss_fn():
+            logits = model(g, training=True)
+            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=train_y, logits=tf.gather(logits, train_idx)))
 
         def forward():
             return model(g, training=False)
 
-        self._step = tf.function(step)
+        self._tf = tf
+        # the timed step (record=False); set_dropout_masks compiles the verify one (record=True)
+        self._node_step = lambda record: step_fn(tf, loss_fn, self.variables, float(spec.weight_decay),
+                                                 opt.apply, record)
+        self._step = self._node_step(False)
         self._forward = tf.function(forward)
         self._loss = None
 
@@ -193,12 +207,93 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
 
     def parameters(self):
         if self.spec.task == "graph":
-            return self.model.canonical()
-        return {name: read() for name, read in self.params.items()}
+            return self.model.canonical(_numpy)
+        return {name: _read(var, rows, _numpy) for name, (var, rows) in self.params.items()}
+
+    # ---- verify-only hooks (see gnnbench.protocol) ---------------------------------------------
+    def num_parameters(self) -> int:
+        """Trainable scalars of the Sonnet module (every trainable tf.Variable it owns)."""
+        return int(sum(int(np.prod(v.shape)) for v in self.model.trainable_variables))
+
+    def _mask_shapes(self) -> dict:
+        from gnnbench.weights import gat_heads, layer_dims
+        g, spec = self.graph_, self.spec
+        dims = layer_dims(spec, g.num_features, g.num_classes)
+        shapes = {f"input.{k}": (g.num_nodes, din) for k, (din, _) in enumerate(dims)}
+        if spec.name == "gat":
+            e = g.edge_index.shape[1] + g.num_nodes
+            shapes.update({f"attn.{k}": (e, gat_heads(spec, k)) for k in range(len(dims))})
+        return shapes
+
+    def _attention_order(self):
+        """(senders, receivers) of the attention edges, in the order the GAT layers see them: the
+        GraphsTuple's own (self-loops appended in prepare), or, under 'recompute', the edges with the
+        self-loops the forward appends."""
+        s, r = self.graph.senders.numpy(), self.graph.receivers.numpy()
+        if self.spec.norm_policy != "cached":
+            loops = np.arange(self.graph_.num_nodes)
+            s, r = np.concatenate([s, loops]), np.concatenate([r, loops])
+        return s, r
+
+    def set_dropout_masks(self, masks) -> None:
+        """Swap each snt.Dropout named in ``masks`` for ``x * mask / (1 - rate)`` (its own rate) in
+        training mode, or restore the library's modules (None); then compile the verify step, which
+        also records the gradients. The timed step is untouched."""
+        if self.spec.task == "graph":
+            return self.set_dropout_masks_graphs(masks)
+        net = self.model
+        net.dropouts = list(net.own_dropouts)
+        for layer in net.layers:
+            if hasattr(layer, "own_attn_dropout"):
+                layer.attn_dropout = layer.own_attn_dropout
+        if masks is not None:
+            masks = check_masks(masks, self._mask_shapes())
+            perm = None
+            for site, m in masks.items():
+                kind, k = site.split(".")
+                k = int(k)
+                if kind == "input":
+                    net.dropouts[k] = _MaskedDropout(m, net.own_dropouts[k]._rate)
+                else:
+                    if perm is None:
+                        n = self.graph_.num_nodes
+                        cs, cd = canonical_attention_edges(self.graph_.edge_index, n)
+                        perm = edge_permutation(cs, cd, *self._attention_order(), n)
+                    layer = net.layers[k]
+                    layer.attn_dropout = _MaskedDropout(m[perm], layer.own_attn_dropout._rate)
+        self._step = self._node_step(True)
+
+    def gradients(self) -> dict:
+        """Cross-entropy gradients of the last (verify) step in the canonical layout (weight decay is
+        added to the gradient after they are taken, so it is not in them)."""
+        if self.spec.task == "graph":
+            return self.gradients_graphs()
+        grads = grads_by_variable(self._step, self.variables)
+        return {name: _read(var, rows, lambda v: grads[v.ref()]) for name, (var, rows) in self.params.items()}
+
+    def dropout_sample(self, site: str, shape: tuple):
+        """The snt.Dropout module the step calls at ``site`` (tf.nn.dropout, its rate and op seed) in
+        training mode, applied to ones(shape)."""
+        tf = self._tf
+        kind, _, k = site.partition(".")
+        if self.spec.task == "graph":
+            if site != "head":
+                raise ValueError(f"unknown dropout site '{site}' (GIN has only 'head')")
+            module = self.model.own_drop
+        elif kind == "input" and k.isdigit() and int(k) < len(self.model.own_dropouts):
+            module = self.model.own_dropouts[int(k)]
+        elif (kind == "attn" and k.isdigit() and int(k) < len(self.model.layers)
+              and hasattr(self.model.layers[int(k)], "own_attn_dropout")):
+            module = self.model.layers[int(k)].own_attn_dropout
+        else:
+            raise ValueError(f"unknown dropout site '{site}'")
+        return module(tf.ones(tuple(shape), tf.float32), is_training=True).numpy()
 
     # ---- graph task: one data dict per graph, batched by utils_tf.data_dicts_to_graphs_tuple -----
     def tf_module(self):
-        return _import()[0]
+        tf = _import()[0]
+        self._tf = tf
+        return tf
 
     def build_gin(self, tf, gs, spec, weights, seed):
         self.dicts = []
@@ -246,10 +341,20 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
         pass
 
 
+def _optimizer_note(spec) -> str:
+    if spec.optimizer == "adam":
+        return ("optimiser: snt.optimizers.Adam (bias-corrected, eps outside the sqrt: torch.optim.Adam's "
+                "update); weight decay added to the gradient (g + wd*w) before apply")
+    return "optimiser: snt.optimizers.SGD; weight decay added to the gradient (g + wd*w) before apply"
+
+
+_DENSE_NOTE = ("features=dense: node features are the GraphsTuple's dense NODES tensor (Graph Nets has no "
+               "sparse node-feature path)")
+
+
 def _model_notes(spec) -> list[str]:
     cached = spec.norm_policy == "cached"
-    notes = ["optimiser: snt.optimizers.Adam (bias-corrected, eps outside the sqrt: torch.optim.Adam's "
-             "update); weight decay added to the gradient (g + wd*w) before apply",
+    notes = [_optimizer_note(spec), _DENSE_NOTE + "; input dropout on every element",
              "dropout: snt.Dropout (tf.nn.dropout) with tf.random.set_seed(seed) and a fixed op-level "
              "seed per dropout layer"]
     if spec.name == "gcn":
@@ -266,10 +371,33 @@ def _model_notes(spec) -> list[str]:
     elif spec.name == "sage":
         notes.append("sage: EdgeBlock(sender nodes) + NodeBlock(unsorted_segment_mean of received "
                      "edges, own features) -> one snt.Linear with w = [W_neigh; W_root]; the mean "
-                     "is taken over the layer's input features (before the linear) and "
-                     "unsorted_segment_mean recounts the in-degrees every forward under both "
-                     "norm policies (no cached-degree path in the library's reducer)")
+                     "is taken over the layer's input features (before the linear); "
+                     f"SAGE 1/deg (norm_policy={spec.norm_policy}): unsorted_segment_mean recounts the "
+                     "in-degrees every forward under both norm policies (no cached-degree path in the "
+                     "library's reducer)")
     return notes
+
+
+class _MaskedDropout:
+    """Stands in for an snt.Dropout with an injected keep-mask (verify only): ``x * mask / (1 - rate)``
+    when training, ``x`` otherwise -- called exactly where the snt.Dropout was, with the same arguments."""
+
+    def __init__(self, mask, rate):
+        import tensorflow as tf
+        self.rate = float(rate)
+        self.mask = tf.constant(np.asarray(mask, np.float32))
+
+    def __call__(self, x, is_training):
+        return x * self.mask / (1.0 - self.rate) if is_training else x
+
+
+def _numpy(var):
+    return var.numpy()
+
+
+def _read(variable, rows, read):
+    a = np.asarray(read(variable))
+    return np.ascontiguousarray(a if rows is None else a[rows])
 
 
 class _Const:
@@ -332,6 +460,7 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
             self.bias = built(snt.Bias(b_init=_Const(b)), b.shape[0])
             self.aggregator = blocks.ReceivedEdgesToNodesAggregator(reducer=tf.math.unsorted_segment_sum)
             self.attn_dropout = snt.Dropout(spec.attn_dropout, seed=_ATTN_DROPOUT_SEED + layer)
+            self.own_attn_dropout = self.attn_dropout   # restored after injected masks (verify)
 
         def __call__(self, graph, training):
             n = graph.nodes.shape[0]
@@ -380,24 +509,25 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
                 last = k == nlayers - 1
                 if spec.name == "gcn":
                     layer = GCNLayer(weights[p + "weight"], weights[p + "bias"], name=f"gcn_{k}")
-                    self.params[p + "weight"] = _reader(layer.linear.w)
-                    self.params[p + "bias"] = _reader(layer.bias.b)
+                    self.params[p + "weight"] = (layer.linear.w, None)
+                    self.params[p + "bias"] = (layer.bias.b, None)
                 elif spec.name == "gat":
                     layer = GATLayer(weights[p + "weight"], weights[p + "att_src"], weights[p + "att_dst"],
                                      weights[p + "bias"], gat_heads(spec, k), not last, k, name=f"gat_{k}")
-                    self.params[p + "weight"] = _reader(layer.linear.w)
-                    self.params[p + "att_src"] = _reader(layer.att_src)
-                    self.params[p + "att_dst"] = _reader(layer.att_dst)
-                    self.params[p + "bias"] = _reader(layer.bias.b)
+                    self.params[p + "weight"] = (layer.linear.w, None)
+                    self.params[p + "att_src"] = (layer.att_src, None)
+                    self.params[p + "att_dst"] = (layer.att_dst, None)
+                    self.params[p + "bias"] = (layer.bias.b, None)
                 else:
                     layer = SAGELayer(weights[p + "weight_neigh"], weights[p + "weight_root"],
                                       weights[p + "bias"], name=f"sage_{k}")
                     din = layer.din
-                    self.params[p + "weight_neigh"] = _reader(layer.linear.w, slice(0, din))
-                    self.params[p + "weight_root"] = _reader(layer.linear.w, slice(din, 2 * din))
-                    self.params[p + "bias"] = _reader(layer.linear.b)
+                    self.params[p + "weight_neigh"] = (layer.linear.w, slice(0, din))
+                    self.params[p + "weight_root"] = (layer.linear.w, slice(din, 2 * din))
+                    self.params[p + "bias"] = (layer.linear.b, None)
                 self.layers.append(layer)
             self.dropouts = [snt.Dropout(spec.dropout, seed=_FEATURE_DROPOUT_SEED + k) for k in range(nlayers)]
+            self.own_dropouts = tuple(self.dropouts)    # restored after injected masks (verify)
             self.variables_in_order = list(self.trainable_variables)
 
         def _graph_for_forward(self, graph):
@@ -432,15 +562,9 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
     return Net()
 
 
-def _reader(variable, rows=None):
-    def read():
-        a = variable.numpy()
-        return np.ascontiguousarray(a if rows is None else a[rows])
-    return read
-
-
 def _gin_notes(spec) -> list[str]:
-    return ["gin: EdgeBlock (sender nodes onto edges) + ReceivedEdgesToNodesAggregator(unsorted_segment_sum) "
+    return [_optimizer_note(spec), _DENSE_NOTE + "; head dropout: snt.Dropout",
+            "gin: EdgeBlock (sender nodes onto edges) + ReceivedEdgesToNodesAggregator(unsorted_segment_sum) "
             "for the neighbour sum, snt.Linear MLP, NodesToGlobalsAggregator readout; batches made by "
             "utils_tf.data_dicts_to_graphs_tuple from one data dict per graph",
             "gin: batch norm is a small snt.Module with torch's semantics (running mean 0 / variance 1 at "
@@ -507,7 +631,11 @@ def _graphnets_gin(spec, num_classes, weights, seed):
             self.readout = blocks.NodesToGlobalsAggregator(reducer)
             self.head1 = linear(weights["head.weight1"], weights["head.bias1"], "head1")
             self.drop = snt.Dropout(spec.dropout, seed=_FEATURE_DROPOUT_SEED)
+            self.own_drop = self.drop                 # restored after an injected mask (verify)
             self.head2 = linear(weights["head.weight2"], weights["head.bias2"], "head2")
+
+        def set_head_mask(self, mask):
+            self.drop = self.own_drop if mask is None else _MaskedDropout(mask, self.own_drop._rate)
 
         def __call__(self, batch, training):
             graph = batch[0]
@@ -518,19 +646,19 @@ def _graphnets_gin(spec, num_classes, weights, seed):
                 r = self.drop(r, is_training=training)
             return self.head2(r)
 
-        def canonical(self) -> dict:
+        def canonical(self, read) -> dict:
             out = {}
             for k, layer in enumerate(self.layers):
                 p = f"layers.{k}."
-                out[p + "weight1"] = layer.lin1.w.numpy()
+                out[p + "weight1"] = read(layer.lin1.w)
                 if layer.bn is None:
-                    out[p + "bias1"] = layer.lin1.b.numpy()
+                    out[p + "bias1"] = read(layer.lin1.b)
                 else:
-                    out[p + "bn_weight"], out[p + "bn_bias"] = layer.bn.scale.numpy(), layer.bn.offset.numpy()
-                out[p + "weight2"], out[p + "bias2"] = layer.lin2.w.numpy(), layer.lin2.b.numpy()
-            out["head.weight1"], out["head.bias1"] = self.head1.w.numpy(), self.head1.b.numpy()
-            out["head.weight2"], out["head.bias2"] = self.head2.w.numpy(), self.head2.b.numpy()
-            return out
+                    out[p + "bn_weight"], out[p + "bn_bias"] = read(layer.bn.scale), read(layer.bn.offset)
+                out[p + "weight2"], out[p + "bias2"] = read(layer.lin2.w), read(layer.lin2.b)
+            out["head.weight1"], out["head.bias1"] = read(self.head1.w), read(self.head1.b)
+            out["head.weight2"], out["head.bias2"] = read(self.head2.w), read(self.head2.b)
+            return {k: np.asarray(v) for k, v in out.items()}
 
     model = GIN()
     model.train_vars = list(model.trainable_variables)

@@ -25,6 +25,19 @@ How each model maps onto Spektral (and where it cannot):
   node -> 0), then ``[x || mean] @ kernel + bias``. The kernel is
   ``[weight_root; weight_neigh]`` stacked, exactly as Spektral lays it out.
 
+Features: ``features: dense`` hands the layers one dense ``tf.constant``; ``features: sparse``
+(GCN and GAT only) a ``tf.SparseTensor`` of the non-zeros, which ``GCNConv``/``GATConv``'s ``K.dot``
+multiplies with ``tf.sparse.sparse_dense_matmul``; layer 0's input dropout is then the same seeded
+Dropout applied to the stored values (zeros stay zero). SAGE and GIN aggregate with Spektral's
+``propagate``, whose ``tf.gather`` of x per edge takes no SparseTensor: those cells are skipped.
+
+Verify hooks (``gnnbench.protocol``): ``set_dropout_masks`` swaps each Dropout layer (input of
+layer k, ``GATConv.dropout``, GIN's head) for a layer computing ``x * mask / (1 - rate)`` with that
+layer's own rate, attention masks permuted from the canonical edge order to the order of GATConv's
+coefficients (the reordered adjacency's indices, or ``ops.add_self_loops_indices`` of them under
+'recompute'), and compiles a second step that also returns the cross-entropy gradients; the timed
+step is never changed.
+
 Optimiser: ``tf.keras.optimizers.Adam(epsilon=1e-8, adaptive_epsilon=True)``,
 which is torch's Adam update exactly (Keras' default puts epsilon on the
 bias-uncorrected sqrt(v)); weight decay is added to the gradient (g + wd*w) as
@@ -38,7 +51,8 @@ import numpy as np
 
 from gnnbench.protocol import Adapter, Availability
 
-from ._tf_graphtask import TFGraphTaskMixin, assign
+from ._tf_graphtask import (TFGraphTaskMixin, assign, canonical_attention_edges, check_masks, edge_permutation,
+                            grads_by_variable, step_fn)
 
 LEGACY_KERAS_ENV = {"TF_USE_LEGACY_KERAS": "1"}
 
@@ -61,6 +75,14 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
     install_hint = "pip install 'gnnbench[spektral]'"
     models = ("gcn", "gat", "sage", "gin")
     devices = ("cpu",)
+    # Spektral's GCNConv and GATConv multiply the node features with K.dot, which takes a tf.SparseTensor
+    # (tf.sparse.sparse_dense_matmul), and its data containers/loaders document Scipy-sparse / SparseTensor
+    # node features; its message passing (propagate: tf.gather of x per edge), which GraphSageConv and
+    # GINConv aggregate with, does not take one.
+    feature_layouts = ("dense", "sparse")
+    sparse_models = ("gcn", "gat")
+    sparse_features_why = ("Spektral's message passing (MessagePassing.propagate, used by GraphSageConv and "
+                           "GINConv) gathers x per edge with tf.gather, which takes no tf.SparseTensor")
 
     def __init__(self):
         self._notes: list[str] = []
@@ -107,6 +129,11 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
             return f"{self.name}: the library has no neighbour sampler (not supported)"
         return super().unsupported(model)
 
+    def unsupported_spec(self, spec) -> str | None:
+        if getattr(spec, "features", "dense") == "sparse" and spec.name not in self.sparse_models:
+            return f"{self.name}: features=sparse not offered for {spec.name}: {self.sparse_features_why}"
+        return super().unsupported_spec(spec)
+
     def set_threads(self, n: int) -> None:
         tf = _import_tf()
         try:
@@ -137,9 +164,20 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         tf.random.set_seed(seed)
         tf.config.experimental.enable_op_determinism()
 
-        n = graph.num_nodes
-        self.x = tf.constant(graph.x, dtype=tf.float32)
+        self._sparse_x = spec.features == "sparse"
+        if self._sparse_x:
+            # the non-zeros of X as a tf.SparseTensor (row-major, the canonical SparseTensor order):
+            # GCNConv/GATConv's K.dot multiplies it with tf.sparse.sparse_dense_matmul; layer 0's input
+            # dropout acts on its stored values (zeros stay zero: dense dropout's distribution)
+            rows, cols = np.nonzero(graph.x)
+            self._x_nz = (rows, cols)
+            self.x = tf.SparseTensor(np.stack([rows, cols], 1).astype(np.int64),
+                                     graph.x[rows, cols].astype(np.float32), graph.x.shape)
+        else:
+            self.x = tf.constant(graph.x, dtype=tf.float32)
+        self.graph_ = graph
         dims = layer_dims(spec, graph.num_features, graph.num_classes)
+        self.dims = dims
         cached = spec.norm_policy == "cached"
         self.a = self._adjacency(tf, graph, spec, cached)
         self.layers_ = []
@@ -157,6 +195,9 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
                                                        rng_type="stateful")
         for drop in self.drops + [c.dropout for c in self.layers_ if spec.name == "gat"]:
             drop._random_generator._maybe_init()   # create the seeded generators eagerly, here
+        # the library's own dropout layers, kept for dropout_sample and to restore after injected masks
+        self._own_drops = list(self.drops)
+        self._own_attn = [c.dropout for c in self.layers_] if spec.name == "gat" else []
         self._load(weights)
         self.variables = self._variables()
 
@@ -172,25 +213,22 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         else:
             self.optimizer = tf.keras.optimizers.SGD(learning_rate=spec.lr)
         self.optimizer.build(self.variables)   # slots created here, not inside the traced step
-        wd = float(spec.weight_decay)
-        variables = self.variables
-
-        def step():
-            with tf.GradientTape() as tape:
-                out = self._forward(training=True)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=self.train_y, logits=tf.gather(out, self.train_idx)))
-            grads = tape.gradient(loss, variables)
-            if wd:
-                grads = [tf.convert_to_tensor(g) + wd * v for g, v in zip(grads, variables)]
-            self.optimizer.apply_gradients(zip(grads, variables))
-            return loss
-
         # Compiled, but traced on first call (the harness's warm-up), not here.
-        self._step = tf.function(step, autograph=False)
+        self._step = self._node_step(record=False)
         self._eval = tf.function(lambda: self._forward(training=False), autograph=False)
         self._loss = None
         self._record_notes(spec, cached)
+
+    def _node_step(self, record: bool):
+        tf = self._tf
+
+        def loss_fn():
+            out = self._forward(training=True)
+            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=self.train_y, logits=tf.gather(out, self.train_idx)))
+
+        return step_fn(tf, loss_fn, self.variables, float(self.spec.weight_decay),
+                       lambda g, v: self.optimizer.apply_gradients(zip(g, v)), record)
 
     # ---- model pieces -----------------------------------------------------------
     def _adjacency(self, tf, graph, spec, cached):
@@ -240,7 +278,10 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         h = self.x
         last = len(self.layers_) - 1
         for k, conv in enumerate(self.layers_):
-            h = self.drops[k](h, training=training)
+            if k == 0 and self._sparse_x:   # dropout on the stored values of the sparse features
+                h = tf.SparseTensor(h.indices, self.drops[0](h.values, training=training), h.dense_shape)
+            else:
+                h = self.drops[k](h, training=training)
             h = conv([h, self.a], training=training)
             if k < last:
                 h = tf.nn.elu(h) if self.spec.name == "gat" else tf.nn.relu(h)
@@ -272,29 +313,120 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
 
     def parameters(self) -> dict:
         if self.spec.task == "graph":
-            return self.model.canonical()
+            return self.model.canonical(_numpy)
+        return self._canonical(_numpy)
+
+    def _canonical(self, read) -> dict:
+        """The canonical layout of the node model, each variable read through ``read`` (its value or
+        its gradient)."""
         out = {}
         for k, conv in enumerate(self.layers_):
             p = f"layers.{k}."
-            kernel = conv.kernel.numpy()
+            kernel = np.asarray(read(conv.kernel))
             if self.spec.name == "gcn":
                 out[p + "weight"] = kernel
             elif self.spec.name == "gat":
                 out[p + "weight"] = kernel.reshape(kernel.shape[0], -1)
-                out[p + "att_src"] = np.ascontiguousarray(conv.attn_kernel_neighs.numpy()[:, :, 0].T)
-                out[p + "att_dst"] = np.ascontiguousarray(conv.attn_kernel_self.numpy()[:, :, 0].T)
+                out[p + "att_src"] = np.ascontiguousarray(np.asarray(read(conv.attn_kernel_neighs))[:, :, 0].T)
+                out[p + "att_dst"] = np.ascontiguousarray(np.asarray(read(conv.attn_kernel_self))[:, :, 0].T)
             else:
                 din = kernel.shape[0] // 2
                 out[p + "weight_root"] = kernel[:din].copy()
                 out[p + "weight_neigh"] = kernel[din:].copy()
-            out[p + "bias"] = conv.bias.numpy()
+            out[p + "bias"] = np.asarray(read(conv.bias))
         return out
+
+    # ---- verify-only hooks (see gnnbench.protocol) ---------------------------------------------
+    def num_parameters(self) -> int:
+        """Trainable scalars of the Spektral layers themselves (every trainable weight they own)."""
+        if self.spec.task == "graph":
+            return int(sum(int(np.prod(v.shape)) for v in self.model.trainable_weights()))
+        return int(sum(int(np.prod(v.shape)) for conv in self.layers_ for v in conv.trainable_weights))
+
+    def _mask_shapes(self) -> dict:
+        n = self.graph_.num_nodes
+        shapes = {f"input.{k}": (n, din) for k, (din, _) in enumerate(self.dims)}
+        if self.spec.name == "gat":
+            e = self.graph_.edge_index.shape[1] + n
+            shapes.update({f"attn.{k}": (e, conv.attn_heads) for k, conv in enumerate(self.layers_)})
+        return shapes
+
+    def _attention_order(self):
+        """(sources, targets) of GATConv's attention coefficients, in its order: the indices of the
+        (reordered) sparse adjacency, or, when the layer adds self-loops itself, what its
+        ops.add_self_loops_indices makes of them (drops any diagonal, appends one per node, reorders)."""
+        from spektral.layers import ops
+        idx = self.a.indices
+        if self.spec.norm_policy != "cached":
+            idx = ops.add_self_loops_indices(idx, self._tf.constant(self.graph_.num_nodes, idx.dtype))
+        idx = np.asarray(idx)
+        return idx[:, 0], idx[:, 1]
+
+    def set_dropout_masks(self, masks) -> None:
+        """Swap each dropout layer named in ``masks`` for a layer computing ``x * mask / (1 - rate)``
+        (the library layer's own rate) in training mode, or restore Spektral's own layers (None); then
+        compile the verify step, which also records the gradients. The timed step is untouched."""
+        if self.spec.task == "graph":
+            return self.set_dropout_masks_graphs(masks)
+        tf = self._tf
+        self.drops = list(self._own_drops)
+        for conv, own in zip(self.layers_, self._own_attn):
+            conv.dropout = own
+        if masks is not None:
+            masks = check_masks(masks, self._mask_shapes())
+            masked = _masked_dropout_class(tf)
+            perm = None
+            for site, m in masks.items():
+                kind, k = site.split(".")
+                k = int(k)
+                if kind == "input":
+                    if k == 0 and self._sparse_x:
+                        m = m[self._x_nz]            # the mask of the stored values, in their order
+                    self.drops[k] = masked(m, self._own_drops[k].rate)
+                else:
+                    if perm is None:
+                        n = self.graph_.num_nodes
+                        cs, cd = canonical_attention_edges(self.graph_.edge_index, n)
+                        ls, ld = self._attention_order()
+                        perm = edge_permutation(cs, cd, ls, ld, n)
+                    self.layers_[k].dropout = masked(m[perm], self._own_attn[k].rate)
+        self._step = self._node_step(record=True)
+
+    def gradients(self) -> dict:
+        """Cross-entropy gradients of the last (verify) step, canonical layout; weight decay, which
+        the step adds to the gradient, is not in them."""
+        if self.spec.task == "graph":
+            return self.gradients_graphs()
+        grads = grads_by_variable(self._step, self.variables)
+        return self._canonical(lambda v: grads[v.ref()])
+
+    def dropout_sample(self, site: str, shape: tuple):
+        """Spektral's own training-mode dropout layer of ``site`` (the seeded tf.keras Dropout the
+        step calls there, same rate) applied to ones(shape)."""
+        tf = self._tf
+        kind, _, k = site.partition(".")
+        if self.spec.task == "graph":
+            if site != "head":
+                raise ValueError(f"unknown dropout site '{site}' (GIN has only 'head')")
+            layer = self.model.own_drop
+        elif kind == "input" and k.isdigit() and int(k) < len(self._own_drops):
+            layer = self._own_drops[int(k)]
+        elif kind == "attn" and k.isdigit() and int(k) < len(self._own_attn):
+            layer = self._own_attn[int(k)]
+        else:
+            raise ValueError(f"unknown dropout site '{site}'")
+        return layer(tf.ones(tuple(shape), tf.float32), training=True).numpy()
 
     def _record_notes(self, spec, cached):
         add = self._notes.append
         add("TensorFlow with tf_keras (TF_USE_LEGACY_KERAS=1); Spektral 1.3 does not run on Keras 3")
-        add("Adam: tf.keras Adam(epsilon=1e-8, adaptive_epsilon=True) = torch.optim.Adam's update; "
-            "weight decay added to the gradient (g + wd*w), not Keras' decoupled weight_decay")
+        add(_optimizer_note(spec))
+        if self._sparse_x:
+            add("features=sparse: X as a tf.SparseTensor of its non-zeros; GCNConv/GATConv's K.dot "
+                "multiplies it with tf.sparse.sparse_dense_matmul; layer 0's input dropout (the same seeded "
+                "tf.keras Dropout) acts on the stored values only, so zeros stay zero")
+        else:
+            add("features=dense: X as one dense tf.constant [N, F]; input dropout on every element")
         add("repeatable: Python/NumPy/TF global seeds set, every dropout (input and GATConv attention) "
             "has its own seeded generator, tf.config.experimental.enable_op_determinism() is on")
         if spec.name == "gcn" and not cached:
@@ -310,6 +442,9 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
             add("SAGE: Spektral's GraphSageConv adds self-loops to the mean and L2-normalises its output "
                 "(not switchable), so its call() is overridden: Spektral propagate() with mean over the raw "
                 "adjacency, [x || mean] @ kernel + bias, no normalisation")
+            add(f"SAGE 1/deg (norm_policy={spec.norm_policy}): Spektral's mean aggregation "
+                "(ops.scatter_mean = tf.math.unsorted_segment_mean) counts the in-degrees every forward under "
+                "both norm policies; the library has no cached-degree path")
 
     # ---- protocol ---------------------------------------------------------------
     def train_step(self) -> None:
@@ -382,6 +517,38 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         self.optimizer.apply_gradients(zip(grads, variables))
 
 
+def _numpy(var):
+    return var.numpy()
+
+
+def _optimizer_note(spec) -> str:
+    if spec.optimizer == "adam":
+        return ("optimiser: tf.keras Adam(epsilon=1e-8, adaptive_epsilon=True) = torch.optim.Adam's update; "
+                "weight decay added to the gradient (g + wd*w), not Keras' decoupled weight_decay")
+    return "optimiser: tf.keras SGD (no momentum); weight decay added to the gradient (g + wd*w)"
+
+
+def _masked_dropout_class(tf):
+    """A tf.keras layer that replaces a Dropout layer with an injected keep-mask (verify only): in
+    training mode ``x * mask / (1 - rate)``, in eval mode ``x``; ``training`` reaches it as it reaches
+    the Dropout it replaces (argument, or the Keras call context inside GATConv)."""
+
+    class MaskedDropout(tf.keras.layers.Layer):
+        def __init__(self, mask, rate):
+            super().__init__(trainable=False)
+            self.rate = float(rate)
+            self.mask = tf.constant(np.asarray(mask, np.float32))
+
+        def call(self, inputs, training=None):
+            from tf_keras.src.utils import control_flow_util
+            if training is None:                     # as tf.keras Dropout.call resolves it
+                training = tf.keras.backend.learning_phase()
+            return control_flow_util.smart_cond(
+                training, lambda: inputs * self.mask / (1.0 - self.rate), lambda: tf.identity(inputs))
+
+    return MaskedDropout
+
+
 def _sub_seed(seed: int, kind: int, layer: int) -> int:
     """A distinct, reproducible int seed per (seed, dropout kind, layer)."""
     return int(np.random.SeedSequence([seed, kind, layer]).generate_state(1)[0] % (2**31 - 1))
@@ -442,6 +609,9 @@ def _gat_with_slope(slope: float):
 
 def _gin_notes(spec) -> list[str]:
     return ["TensorFlow with tf_keras (TF_USE_LEGACY_KERAS=1); Spektral 1.3 does not run on Keras 3",
+            _optimizer_note(spec),
+            "features=dense: the collated x of each batch is a dense tensor; the head dropout is a seeded "
+            "tf.keras Dropout",
             "gin: Spektral's GINConv (its sum propagate) with the spec's MLP: Spektral's own MLP is "
             "Dense+ReLU -> BatchNorm -> Dense, so build()/call() are overridden to Dense (no bias) -> "
             "BatchNorm -> ReLU -> Dense -> ReLU; GlobalSumPool/GlobalAvgPool readout; batches collated as "
@@ -480,27 +650,39 @@ def _spektral_gin(tf, spec, num_classes, weights, seed, sample):
     head2 = Dense(num_classes)
 
     class Model:
+        own_drop = drop          # the library's Dropout (dropout_sample); self.drop is what the step calls
+
+        def __init__(self):
+            self.drop = drop
+
         def __call__(self, batch, training):
             x, a, i, _ = batch
             h = x
             for conv in convs:
                 h = conv([h, a], training=training)
             r = head1(pool([h, i]))
-            return head2(drop(r, training=training))
+            return head2(self.drop(r, training=training))
 
-        def canonical(self) -> dict:
+        def set_head_mask(self, mask):
+            """Verify only: the head dropout becomes ``r * mask / (1 - rate)`` (None: Spektral's own)."""
+            self.drop = drop if mask is None else _masked_dropout_class(tf)(mask, drop.rate)
+
+        def trainable_weights(self):
+            return [v for layer in (*convs, head1, head2) for v in layer.trainable_weights]
+
+        def canonical(self, read) -> dict:
             out = {}
             for k, c in enumerate(convs):
                 p = f"layers.{k}."
-                out[p + "weight1"] = c.dense1.kernel.numpy()
+                out[p + "weight1"] = read(c.dense1.kernel)
                 if c.bn is None:
-                    out[p + "bias1"] = c.dense1.bias.numpy()
+                    out[p + "bias1"] = read(c.dense1.bias)
                 else:
-                    out[p + "bn_weight"], out[p + "bn_bias"] = c.bn.gamma.numpy(), c.bn.beta.numpy()
-                out[p + "weight2"], out[p + "bias2"] = c.dense2.kernel.numpy(), c.dense2.bias.numpy()
-            out["head.weight1"], out["head.bias1"] = head1.kernel.numpy(), head1.bias.numpy()
-            out["head.weight2"], out["head.bias2"] = head2.kernel.numpy(), head2.bias.numpy()
-            return out
+                    out[p + "bn_weight"], out[p + "bn_bias"] = read(c.bn.gamma), read(c.bn.beta)
+                out[p + "weight2"], out[p + "bias2"] = read(c.dense2.kernel), read(c.dense2.bias)
+            out["head.weight1"], out["head.bias1"] = read(head1.kernel), read(head1.bias)
+            out["head.weight2"], out["head.bias2"] = read(head2.kernel), read(head2.bias)
+            return {k: np.asarray(v) for k, v in out.items()}
 
     model = Model()
     model(sample, False)                   # builds every layer

@@ -1,4 +1,6 @@
-"""The Graph Nets adapter: verify against the reference, train, reproduce, fail cleanly.
+"""The Graph Nets adapter: verify against the reference with dropout on and the harness's masks
+injected (GCN, GAT, SAGE on Cora, GIN on MUTAG), a deliberately wrong mask path that verify must
+reject, no sparse-feature layout (with the reason), train, reproduce, fail cleanly.
 
 TensorFlow never runs in the pytest process (it must not sit next to torch
 there): every TF check runs in a child process started with the adapter's
@@ -45,11 +47,19 @@ CHILD = textwrap.dedent(r"""
         return graphs[key]
 
     if job.get("verify"):
+        import numpy as np
+        import gnnbench.adapters.graphnets as G
         from gnnbench import verify
         out["verify"] = {}
         for m in ("gcn", "gat", "sage"):
             spec = get_spec(m, "cora")
             out["verify"][m] = verify.check(GraphNetsAdapter(), spec, graph(spec))
+        # a deliberately wrong mask path (scales by 1/(1-p) but drops nothing): verify must fail it
+        own_init = G._MaskedDropout.__init__
+        G._MaskedDropout.__init__ = lambda self, mask, rate: own_init(self, np.ones_like(mask), rate)
+        spec = get_spec("gat", "cora")
+        out["mut_ignore_mask"] = verify.check(GraphNetsAdapter(), spec, graph(spec))
+        G._MaskedDropout.__init__ = own_init
 
     out["train"] = []
     for model, epochs, seed in job["train"]:
@@ -63,8 +73,23 @@ CHILD = textwrap.dedent(r"""
             t.sync()
             losses.append(t.last_loss())
         t.infer()
+        timed_bare = not hasattr(t._step, "sink")      # the timed step records nothing
+        t.set_dropout_masks(None)
         out["train"].append({"model": model, "seed": seed, "losses": losses, "acc": t.evaluate(),
-                             "notes": t.notes(), "nparams": t.num_parameters()})
+                             "notes": t.notes(), "nparams": t.num_parameters(), "timed_bare": timed_bare,
+                             "verify_records": hasattr(t._step, "sink")})
+
+    if job.get("verify"):
+        # GIN last: the graph task turns on tf.config.experimental.enable_op_determinism() for the rest of
+        # the process, which changes float rounding in the node models trained above (compared with a
+        # second process that never ran GIN); every harness run is a process of its own
+        gspec = get_spec("gin", "mutag")
+        gs = load_graph("mutag", job["data"], node_attributes=gspec.node_attributes, fold=gspec.fold,
+                        num_folds=gspec.num_folds)
+        out["verify"]["gin"] = verify.check(GraphNetsAdapter(), gspec, gs)
+        G._MaskedDropout.__init__ = lambda self, mask, rate: own_init(self, np.ones_like(mask), rate)
+        out["mut_ignore_mask_gin"] = verify.check(GraphNetsAdapter(), gspec, gs)
+        G._MaskedDropout.__init__ = own_init
     print("RESULT " + json.dumps(out))
 """)
 
@@ -77,7 +102,7 @@ def start_child(job: dict) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
 
-def result(proc: subprocess.Popen, timeout: int = 300) -> dict:
+def result(proc: subprocess.Popen, timeout: int = 900) -> dict:
     stdout, stderr = proc.communicate(timeout=timeout)
     lines = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, f"child failed (rc {proc.returncode}):\n{stderr[-4000:]}"
@@ -123,12 +148,36 @@ def test_threads_applied(first):
     assert not first["thread_notes"]
 
 
-@pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
-def test_verify_cora(first, model):
+@pytest.mark.parametrize("model", ["gcn", "gat", "sage", "gin"])
+def test_verify_with_dropout(first, model):
+    """Dropout on, the harness's masks injected: loss, gradients, SGD/Adam steps, own dropout, count."""
     r = first["verify"][model]
-    assert r["passed"], r
-    assert r["logits_max_abs_diff"] < 1e-6
-    assert r["loss_rel_diff"] < 1e-6
+    assert r["passed"], r.get("error")
+    assert r["grads_max_rel"] is not None and r["params_adam_max_abs_diff"] is not None, r
+    assert r["num_parameters"] == r["canonical_parameters"], r
+    assert r["dropout"] and all(d["p"] > 0 for d in r["dropout"].values()), r["dropout"]
+    if model != "gin":
+        assert r["logits_max_abs_diff"] < 1e-6
+        assert r["loss_rel_diff"] < 1e-6
+    if model == "gat":
+        assert {"attn.0", "attn.1"} <= set(r["dropout"]), r["dropout"]
+
+
+def test_verify_rejects_a_mask_path_that_ignores_the_mask(first):
+    for key in ("mut_ignore_mask", "mut_ignore_mask_gin"):
+        r = first[key]
+        assert not r["passed"], r
+        assert "loss differs" in r["error"] and "gradient of" in r["error"], r["error"]
+
+
+def test_no_sparse_feature_layout():
+    from gnnbench.specs import get_spec
+    a = GraphNetsAdapter()
+    assert a.feature_layouts == ("dense",)
+    for model in ("gcn", "gat", "sage", "gin"):
+        assert a.unsupported_spec(get_spec(model, "cora")) is None
+        why = a.unsupported_spec(get_spec(model, "cora", {"features": "sparse"}))
+        assert why and "GraphsTuple" in why and "tf.SparseTensor" in why, why
 
 
 def test_gcn_trains(first):
@@ -142,6 +191,8 @@ def test_gcn_trains(first):
     # parameter count of a 2-layer GCN on Cora: 1433*16 + 16 + 16*7 + 7
     assert run["nparams"] == 1433 * 16 + 16 + 16 * 7 + 7
     assert any("gcn:" in n for n in run["notes"])
+    assert any(n.startswith("features=dense") for n in run["notes"]), run["notes"]
+    assert all(r["timed_bare"] and r["verify_records"] for r in first["train"])
 
 
 def test_same_seed_same_result_in_process(first):

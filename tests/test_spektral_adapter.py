@@ -1,6 +1,7 @@
-"""The Spektral adapter: availability, verify against the reference (GCN, GAT,
-SAGE on Cora), a short training run, same seed -> same result, and the
-not-installed path.
+"""The Spektral adapter: availability, verify against the reference with dropout on and the
+harness's masks injected (GCN, GAT, SAGE on Cora, GCN/GAT on sparse features, GIN on MUTAG), two
+deliberately wrong mask paths that verify must reject, a short training run, same seed -> same
+result, and the not-installed path.
 
 TensorFlow never enters the pytest process (torch lives here): every TF check
 runs in a child Python with TF_USE_LEGACY_KERAS=1, as the harness runs it.
@@ -43,10 +44,41 @@ def graph(model):
     return spec, graphs[key]
 
 if mode == "full":
+    import dataclasses
+    import numpy as np
+    import gnnbench.adapters.spektral as S
     out["verify"] = {}
     for model in ("gcn", "gat", "sage"):
         spec, g = graph(model)
         out["verify"][model] = check(SpektralAdapter(), spec, g)
+    for model in ("gcn", "gat"):          # features: sparse (a tf.SparseTensor X)
+        spec, g = graph(model)
+        ad = SpektralAdapter()
+        out["verify"][model + "-sparse"] = check(ad, dataclasses.replace(spec, features="sparse"), g)
+        out["verify"][model + "-sparse"]["notes"] = ad.notes()
+        out["verify"][model + "-sparse"]["x_is_sparse"] = isinstance(ad.x, tf.SparseTensor)
+    gspec = get_spec("gin", "mutag")
+    gs = load_graph("mutag", data_dir, node_attributes=gspec.node_attributes, fold=gspec.fold,
+                    num_folds=gspec.num_folds)
+    out["verify"]["gin"] = check(SpektralAdapter(), gspec, gs)
+
+    # deliberately wrong mask paths: verify must fail them
+    own = S._masked_dropout_class
+    def ignoring(tf_):
+        class IgnoresMask(own(tf_)):
+            def __init__(self, mask, rate):
+                super().__init__(np.ones_like(mask), rate)      # scales by 1/(1-p), drops nothing
+        return IgnoresMask
+    S._masked_dropout_class = ignoring
+    spec, g = graph("gcn")
+    out["mut_ignore_mask"] = check(SpektralAdapter(), spec, g)
+    out["mut_ignore_mask_gin"] = check(SpektralAdapter(), gspec, gs)
+    S._masked_dropout_class = own
+    own_perm = S.edge_permutation
+    S.edge_permutation = lambda cs, cd, ls, ld, n: np.arange(len(ls))   # canonical order taken as Spektral's
+    spec, g = graph("gat")
+    out["mut_unpermuted"] = check(SpektralAdapter(), spec, g)
+    S.edge_permutation = own_perm
 
 def train(model, epochs, seed):
     spec, g = graph(model)
@@ -59,8 +91,12 @@ def train(model, epochs, seed):
     logits = ad.logits()
     f = tf.function(lambda: ad._forward(training=True))
     t1, t2 = f().numpy(), f().numpy()
-    return {"acc": ad.evaluate(), "losses": losses, "traces": ad._step.experimental_get_tracing_count(),
-            "logits_sum": float(logits.sum()), "notes": ad.notes(),
+    timed_bare = not hasattr(ad._step, "sink")     # the timed step records nothing
+    traces = ad._step.experimental_get_tracing_count() if timed_bare else -1
+    ad.set_dropout_masks(None)
+    return {"acc": ad.evaluate(), "losses": losses, "traces": traces,
+            "timed_bare": timed_bare, "verify_records": hasattr(ad._step, "sink"),
+            "nparams": ad.num_parameters(), "logits_sum": float(logits.sum()), "notes": ad.notes(),
             "dropout_differs": float(abs(t1 - t2).max()), "eval_repeat": float(abs(logits - ad.logits()).max())}
 
 out["gcn"] = train("gcn", 40, 0)
@@ -72,7 +108,7 @@ print("RESULT " + json.dumps(out))
 def _run(data_dir, mode):
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     p = subprocess.run([sys.executable, "-c", PROBE, data_dir, mode], capture_output=True, text=True,
-                       timeout=300, env=env)
+                       timeout=900, env=env)
     assert p.returncode == 0, p.stderr[-4000:]
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
@@ -108,11 +144,54 @@ def test_available_and_versions(first):
     assert first["threads"] == [2, 2]
 
 
-@pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
-def test_verify_cora(first, model):
+@pytest.mark.parametrize("model", ["gcn", "gat", "sage", "gin"])
+def test_verify_with_dropout(first, model):
+    """Dropout on, the harness's masks injected: loss, gradients, SGD/Adam steps, own dropout, count."""
     r = first["verify"][model]
-    assert r["passed"], r
-    assert r["logits_max_abs_diff"] < 1e-6 and r["loss_rel_diff"] < 1e-6, r
+    assert r["passed"], r.get("error")
+    assert r["grads_max_rel"] is not None and r["params_adam_max_abs_diff"] is not None, r
+    assert r["num_parameters"] == r["canonical_parameters"], r
+    assert r["dropout"] and all(d["p"] > 0 for d in r["dropout"].values()), r["dropout"]
+    if model != "gin":
+        assert r["logits_max_abs_diff"] < 1e-6 and r["loss_rel_diff"] < 1e-6, r
+    if model == "gat":    # attention dropout is a site of its own, in both layers
+        assert {"attn.0", "attn.1"} <= set(r["dropout"]), r["dropout"]
+
+
+@pytest.mark.parametrize("model", ["gcn", "gat"])
+def test_verify_sparse_features(first, model):
+    r = first["verify"][model + "-sparse"]
+    assert r["passed"], r.get("error")
+    assert r["x_is_sparse"]
+    assert any(n.startswith("features=sparse") for n in r["notes"]), r["notes"]
+
+
+def test_verify_rejects_a_mask_path_that_ignores_the_mask(first):
+    for key in ("mut_ignore_mask", "mut_ignore_mask_gin"):
+        r = first[key]
+        assert not r["passed"], r
+        assert "loss differs" in r["error"] and "gradient of" in r["error"], r["error"]
+
+
+def test_verify_rejects_attention_masks_in_the_wrong_edge_order(first):
+    """Spektral's sparse adjacency is reordered (row-major, self-loops among the edges): masks taken in
+    the canonical order without the permutation drop the wrong coefficients, and verify sees it."""
+    r = first["mut_unpermuted"]
+    assert not r["passed"], r
+    assert "gradient of" in r["error"], r["error"]
+
+
+def test_sparse_features_offered_for_gcn_and_gat_only():
+    from gnnbench.specs import get_spec
+    a = SpektralAdapter()
+    assert "sparse" in a.feature_layouts
+    for model in ("gcn", "gat"):
+        assert a.unsupported_spec(get_spec(model, "cora", {"features": "sparse"})) is None
+        assert a.unsupported_spec(get_spec(model, "cora")) is None
+    for model in ("sage", "gin"):
+        why = a.unsupported_spec(get_spec(model, "cora", {"features": "sparse"}))
+        assert why and "tf.gather" in why and model in why, why
+        assert a.unsupported_spec(get_spec(model, "cora")) is None
 
 
 def test_short_training_learns(first):
@@ -120,7 +199,10 @@ def test_short_training_learns(first):
     assert r["losses"][-1] < 0.85 * r["losses"][0], r["losses"]
     assert r["acc"]["test"] > 0.5, r["acc"]
     assert r["traces"] == 1        # compiled once (on the first step), never retraced
+    assert r["timed_bare"] and r["verify_records"]   # only the verify step records gradients
+    assert r["nparams"] == 1433 * 16 + 16 + 16 * 7 + 7
     assert any("adaptive_epsilon" in n for n in r["notes"])
+    assert any(n.startswith("features=dense") for n in r["notes"]), r["notes"]
 
 
 def test_same_seed_same_result(first, second):
@@ -169,3 +251,34 @@ def test_keras3_is_refused(monkeypatch):
     monkeypatch.setitem(sys.modules, "spektral", fake_spektral)
     av = SpektralAdapter().available()
     assert not av.ok and "TF_USE_LEGACY_KERAS" in av.reason
+
+
+def test_edge_permutation_and_mask_checks():
+    """The helpers both TF adapters' hooks use (NumPy only): a canonical-order attention mask lands on
+    the same (source, target) edge in the library's order, and bad inputs are refused by name."""
+    import numpy as np
+    from gnnbench.adapters._tf_graphtask import canonical_attention_edges, check_masks, edge_permutation
+    ei = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])
+    cs, cd = canonical_attention_edges(ei, 3)
+    assert cs.tolist() == [0, 1, 1, 2, 0, 1, 2] and cd.tolist() == [1, 0, 2, 1, 0, 1, 2]
+    order = np.lexsort((cd, cs))                  # row-major, as tf.sparse.reorder sorts (source, target)
+    ls, ld = cs[order], cd[order]
+    perm = edge_permutation(cs, cd, ls, ld, 3)
+    mask = np.arange(7, dtype=np.float32)[:, None]
+    assert np.array_equal(cs[perm], ls) and np.array_equal(cd[perm], ld)
+    assert mask[perm][:, 0].tolist() == order.tolist()
+    assert not np.array_equal(perm, np.arange(7))   # the orders really differ here
+    with pytest.raises(ValueError, match="missing"):
+        edge_permutation(cs, cd, np.r_[ls[:-1], 2], np.r_[ld[:-1], 0], 3)
+    with pytest.raises(ValueError, match="attention edges"):
+        edge_permutation(cs, cd, ls[:-1], ld[:-1], 3)
+    with pytest.raises(ValueError, match="duplicate"):
+        edge_permutation(np.r_[cs, 0], np.r_[cd, 1], np.r_[ls, 0], np.r_[ld, 1], 3)
+    with pytest.raises(ValueError, match="repeats"):
+        edge_permutation(cs, cd, np.r_[ls[:-1], ls[0]], np.r_[ld[:-1], ld[0]], 3)
+    ok = check_masks({"input.0": np.ones((3, 2))}, {"input.0": (3, 2)})
+    assert ok["input.0"].dtype == np.float32
+    with pytest.raises(ValueError, match="input.0.*shape"):
+        check_masks({"input.0": np.ones((3, 3))}, {"input.0": (3, 2)})
+    with pytest.raises(ValueError, match="unknown dropout site 'attn.0'"):
+        check_masks({"attn.0": np.ones((7, 1))}, {"input.0": (3, 2)})
