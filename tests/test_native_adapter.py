@@ -63,16 +63,30 @@ def test_verify_other_paths(built, cora, model, overrides):
 
 
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
-def test_verify_dense_feature_path(built, cora, model, monkeypatch):
-    import gnnbench.adapters.native as native
-    monkeypatch.setattr(native, "SPARSE_FEATURE_DENSITY", 0.0)     # keep X dense: dense dropout + torch GEMM
+def test_verify_sparse_feature_path(built, cora, model):
+    spec = get_spec(model, "cora", {"features": "sparse"})
     a = NativeAdapter()
-    res = check(a, get_spec(model, "cora"), cora)
-    assert a._sparse_x is None and res["passed"], res
+    assert a.unsupported_spec(spec) is None
+    res = check(a, spec, cora)
+    assert a._sparse_x is not None and a.x is None and res["passed"], res
     for _ in range(3):                                              # and it trains with dropout on
-        a.spec = get_spec(model, "cora")
+        a.spec = spec
         a.train_step()
     assert np.isfinite(a.last_loss())
+
+
+def test_dense_is_the_default_layout(built, cora):
+    a = _adapter(cora, "gcn")
+    assert a._sparse_x is None and a.x.dtype == torch.float32 and tuple(a.x.shape) == cora.x.shape
+    np.testing.assert_array_equal(a.x.numpy(), cora.x)              # the very matrix every library gets
+    assert any(n.startswith("features: dense") for n in a.notes())
+
+
+def test_sparse_layout_only_for_node_models():
+    from gnnbench.specs import get_spec as gs
+    a = NativeAdapter()
+    assert "sparse" in a.feature_layouts
+    assert a.unsupported_spec(gs("gin", "mutag", {"features": "sparse"})) is not None
 
 
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
@@ -119,7 +133,12 @@ def test_notes_and_versions(built, cora):
     a = _adapter(cora, "gcn")
     notes = a.notes()
     assert any("native cpu kernels" in n for n in notes)
-    assert any("CSR" in n for n in notes)
+    assert any(n.startswith("features: dense") for n in notes)
+    assert any("optimiser: torch.optim.Adam(" in n for n in notes)
+    assert any("hash RNG" in n for n in notes)
+    sage = _adapter(cora, "sage", overrides={"norm_policy": "recompute"})
+    assert any("SAGE 1/deg: recomputed" in n for n in sage.notes())
+    assert any("SAGE 1/deg: precomputed" in n for n in _adapter(cora, "sage").notes())
     assert "torch" in a.versions()
 
 
