@@ -222,12 +222,15 @@ def test_training_reduces_loss_and_is_deterministic(built, cora, model):
 
 
 def test_dropout_actually_applied(built, cora):
-    """With dropout on, two steps from the same weights see different masks (loss differs from eval loss)."""
+    """With dropout on, the training forward differs from the eval forward (the loss alone at
+    initialisation, logits near zero, moves by only ~1e-5 on Cora with dense features)."""
     a = _adapter(cora, "gcn")
-    logits = torch.from_numpy(a.logits())
-    eval_loss = torch.nn.functional.cross_entropy(logits[a.train_idx], a.train_y).item()
-    a.train_step()
-    assert abs(a.last_loss() - eval_loss) > 1e-4
+    with torch.no_grad():
+        train, ev = a._forward(training=True), a._forward(training=False)
+    assert float((train - ev).abs().max()) > 1e-2 * float(ev.abs().max())
+    b = _adapter(cora, "gcn", overrides={"dropout": 0.0})
+    with torch.no_grad():
+        torch.testing.assert_close(b._forward(training=True), b._forward(training=False))
 
 
 def test_notes_and_versions(built, cora):
