@@ -12,12 +12,19 @@ sm_90 on GPUs), wrapped as torch.autograd.Functions in ``ops``:
 - SAGE: mean_nbrs(H) W_neigh + H W_root + b computed as
   mean_nbrs(H W_neigh) + H W_root + b (the same by linearity; one GEMM with
   [W_neigh | W_root]), the mean aggregation fused with the root term and epilogue.
-- Sparse input features (density below 25 %, e.g. Cora 1.3 %) stay in CSR:
-  dropout acts on the non-zeros (zeros stay zero, so this is dense dropout's
-  distribution) and the first layer is a sparse x dense product in our kernel.
+- Input features (``spec.features``): ``dense`` (the default, as every library gets them):
+  the float32 N x F matrix, dropout on every element, the first layer a dense GEMM
+  (torch.mm); ``sparse``: kept in CSR, dropout on the non-zeros only (the zeros stay
+  zero, so this is dense dropout's distribution) and the first layer a sparse x dense
+  product in our kernel.
 
 Dropout is counter-based (hash of seed, step, site and element index), so
-masks are reproducible per seed and never stored.
+masks are reproducible per seed and never stored: every element is kept with
+probability 1 - p, survivors scaled by 1 / (1 - p).
+
+Verify hooks (``set_dropout_masks``) swap in a second build of the same CPU sources
+(``build.load('cpu_masked')``, -DGNB_MASKED) whose kernels read the injected masks instead of
+hashing; the timed build and the timed ``train_step`` are untouched.
 
 Importing this module imports no torch; the kernels are compiled once
 (``build``) and cached under the user cache.
@@ -29,11 +36,25 @@ import numpy as np
 from gnnbench.protocol import Availability
 
 from .._graphtask import GraphTaskMixin, gin_net
-from .._torch import TorchAdapter
+from .._torch import TorchAdapter, make_optimizer
 from .sampled import SampledSAGEMixin
 
-SPARSE_FEATURE_DENSITY = 0.25     # below this, input features are kept in CSR
 _SITES = 16                        # dropout sites per step (ctr = step * _SITES + site)
+
+
+def site_offset(site: str, layers: int) -> int:
+    """The counter offset (ctr mod _SITES) of a node model's dropout site, as ``_forward`` numbers
+    them: input.0 -> 0, input.<i+1> (layer i's output epilogue) -> 1 + 2i, attn.<i> -> 2 + 2i."""
+    kind, _, num = site.partition(".")
+    if not num.isdigit() or kind not in ("input", "attn"):
+        raise ValueError(f"native: unknown dropout site '{site}'")
+    i = int(num)
+    if i >= layers:
+        raise ValueError(f"native: dropout site '{site}' is beyond the model's {layers} layers")
+    off = (0 if i == 0 else 2 * i - 1) if kind == "input" else 2 + 2 * i
+    if off >= _SITES:
+        raise ValueError(f"native: dropout site '{site}' beyond the {_SITES} counters of a step")
+    return off
 
 
 class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
@@ -41,6 +62,7 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
     library = "torch"
     install_hint = "needs a C++ compiler (g++/clang++), ninja (pip install ninja) and torch; nvcc for CUDA"
     models = ("gcn", "gat", "sage", "gin", "sage-sampled")
+    feature_layouts = ("dense", "sparse")
 
     def __init__(self):
         self._lib = None
@@ -82,17 +104,51 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         return v
 
     def notes(self):
+        from .._torch import optimizer_note
         out = list(self._build_info)
         spec = getattr(self, "spec", None)
-        if getattr(self, "_sparse_x", None) is not None:
-            out.append(f"input features kept in CSR ({self._density:.2%} non-zero): dropout on the non-zeros, "
-                       "sparse x dense first layer")
-        if spec is not None and spec.name == "sage":
+        if spec is None:
+            return out
+        if spec.task == "node":
+            if self._sparse_x is not None:
+                out.append(f"features: sparse: X kept in CSR ({self._density:.2%} non-zero), dropout on the non-zeros "
+                           "only (zeros stay zero: dense dropout's distribution), first layer sparse x dense in our "
+                           "kernel")
+            else:
+                out.append(f"features: dense: the float32 {self.x.shape[0]}x{self.x.shape[1]} matrix every library "
+                           f"gets ({self._density:.2%} non-zero), dropout on every element, first layer a dense "
+                           "GEMM (torch.mm)")
+        elif spec.task == "sampled":
+            out.append("features: dense rows gathered per batch, dropout on every element")
+        if spec.name == "sage" and spec.task == "node":
             out.append("SAGE computed as mean(H W_neigh) + H W_root (linearity; one GEMM with [W_neigh|W_root])")
-        if spec is not None and spec.norm_policy == "recompute" and spec.name == "gat":
+            out.append("SAGE 1/deg: " + ("recomputed from the CSR degrees every forward (norm_policy recompute, as "
+                                         "the libraries do)" if spec.norm_policy == "recompute" else
+                                         "precomputed once in prepare as edge weights (norm_policy cached: what "
+                                         "depends on the graph only)"))
+        if spec.name == "gcn":
+            out.append("GCN 1/sqrt(d_i d_j): " + ("recomputed from the CSR degrees every forward (norm_policy "
+                                                  "recompute)" if spec.norm_policy == "recompute" else
+                                                  "precomputed once in prepare (norm_policy cached)"))
+        if spec.name == "sage" and spec.task == "sampled":
+            out.append("sampled SAGE 1/deg: computed per sampled block (it depends on the sample)")
+        if spec.norm_policy == "recompute" and spec.name == "gat":
             out.append("GAT has no normalisation to recompute; self-loops are part of the CSR built in prepare")
-        out.append("dropout: counter-based hash RNG (seeded from prepare's seed), masks recomputed in backward")
+        if spec.task == "graph":
+            out.append("dropout (GIN head): torch.nn.Dropout (torch's Bernoulli), as PyG and DGL")
+        else:
+            out.append("dropout: our counter-based hash RNG (csrc/rng.h: splitmix64 key per seed/step/site, "
+                       "lowbias32 hash per element, kept iff u32 >= round(p 2^32): Bernoulli(1-p), survivors x "
+                       "1/(1-p)), fused into the kernels' epilogues, masks recomputed in backward")
+        if spec.task != "graph":
+            out.append(optimizer_note(spec))
         return out
+
+    def unsupported_spec(self, spec):
+        why = super().unsupported_spec(spec)
+        if why is None and getattr(spec, "features", "dense") == "sparse" and spec.task != "node":
+            return f"native: features=sparse is offered for full-graph node models only, not task '{spec.task}'"
+        return why
 
     # --- setup ------------------------------------------------------------------------
     def prepare(self, graph, spec, device, seed, weights):
@@ -107,6 +163,7 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
             return self.prepare_sampled(graph, spec, device, seed, weights)
         if spec.task == "graph":
             self.lib = self._load("cuda") if torch.device(device).type == "cuda" else (self._lib or self._load("cpu"))
+            self._head_dropout = None
             return self.prepare_graphs(graph, spec, device, seed, weights)
         torch.manual_seed(seed)
         self.device = torch.device(device)
@@ -136,12 +193,13 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
             self.g = self.g.with_weights(None, None)            # weights derived from degrees every step
 
         self._density = float(np.count_nonzero(graph.x)) / max(graph.x.size, 1)
-        if self._density < SPARSE_FEATURE_DENSITY:
+        self._graph_ref = graph          # verify hooks only (mask layouts); no copy
+        if getattr(spec, "features", "dense") == "sparse":
             self._sparse_x = SparseFeatures.build(graph.x, dev)
             self.x = None
-        else:
+        else:                             # the dense float32 matrix every library is handed
             self._sparse_x = None
-            self.x = torch.from_numpy(graph.x).to(dev)
+            self.x = torch.from_numpy(np.ascontiguousarray(graph.x, dtype=np.float32)).to(dev)
 
         # parameters in the canonical layout (weights in x out), as leaf tensors
         self.params: dict[str, torch.Tensor] = {}
@@ -154,14 +212,8 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(dev)
                     for k, m in (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
         self.train_idx, self.train_y = self.idx["train"], self.y[self.idx["train"]]
-        plist = list(self.params.values())
-        if spec.optimizer == "adam":
-            try:
-                self.optimizer = torch.optim.Adam(plist, lr=spec.lr, weight_decay=spec.weight_decay, fused=True)
-            except (RuntimeError, TypeError, ValueError):
-                self.optimizer = torch.optim.Adam(plist, lr=spec.lr, weight_decay=spec.weight_decay)
-        else:
-            self.optimizer = torch.optim.SGD(plist, lr=spec.lr, weight_decay=spec.weight_decay)
+        self.optimizer = make_optimizer(self.params.values(), spec)
+        self._timed_lib = self.lib
         self._loss = None
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -254,6 +306,143 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
             return {k: v.detach().numpy().copy() for k, v in self.params.items()}
         return {k: v.detach().cpu().numpy().copy() for k, v in self.params.items()}
 
+    # --- verify-only hooks (gnnbench.protocol); nothing here runs in a timed step -----------------
+    def set_dropout_masks(self, masks):
+        """Node models: swap in the verify build of our kernels (the same sources, -DGNB_MASKED) with
+        the masks as its draws, in each kernel's own element order; None: back to the timed build.
+        GIN: the classifier's nn.Dropout is replaced by a module applying the mask."""
+        import torch
+        spec = self.spec
+        if spec.task == "graph":
+            return self._set_head_mask(masks)
+        if spec.task == "sampled":
+            raise NotImplementedError("native sage-sampled: samples differ by library, only full-graph logits are "
+                                      "verified")
+        if masks is None:
+            self.lib = self._timed_lib
+            return
+        if self.device.type != "cpu":
+            raise NotImplementedError("native: injected dropout masks need the CPU kernels (verify runs on the CPU)")
+        lib = self._load("cpu_masked")
+        bits = {}
+        for site, m in masks.items():
+            off = site_offset(site, spec.layers)
+            m = np.asarray(m)
+            want = self._site_shape(site)
+            if m.shape != want:
+                raise ValueError(f"native: mask for '{site}' has shape {m.shape}, the site is {want}")
+            keep = m != 0
+            if site == "input.0" and self._sparse_x is not None:
+                rows, cols = np.nonzero(self._graph_ref.x)          # the CSR order of SparseFeatures.build
+                keep = keep[rows, cols]
+            elif site.startswith("attn."):
+                keep = keep[self._csr_order()]                      # canonical edge order -> our CSR order
+            bits[off] = torch.from_numpy(np.where(keep, -1, 0).astype(np.int32).reshape(-1))
+        lib.set_masks(bits, _SITES)
+        self._mask_bits = bits                                      # keeps the tensors the kernels read alive
+        self.lib = lib
+
+    def _site_shape(self, site):
+        kind, _, num = site.partition(".")
+        i = int(num)
+        n = self._graph_ref.num_nodes
+        if kind == "input":
+            return (n, self.dims[i][0])
+        return (self._graph_ref.edge_index.shape[1] + n, self.heads[i])
+
+    def _csr_order(self):
+        """For each of our CSR edge positions, its index in the canonical order (edge_index columns,
+        then one self-loop per node), as Csr.build sorts them."""
+        ei, n = self._graph_ref.edge_index, self._graph_ref.num_nodes
+        loops = np.arange(n, dtype=np.int64)
+        src, dst = np.concatenate([ei[0], loops]), np.concatenate([ei[1], loops])
+        return np.lexsort((src, dst))
+
+    def _set_head_mask(self, masks):
+        import torch
+        drop = self.head[2]
+        orig = getattr(self, "_head_dropout", None) or drop
+        self._head_dropout = orig
+        if masks is None:
+            self.head[2] = orig
+            return
+        extra = set(masks) - {"head"}
+        if extra:
+            raise ValueError(f"native gin: no dropout site(s) {sorted(extra)}")
+        self.head[2] = _MaskDropout(torch.from_numpy(np.asarray(masks["head"], np.float32)).to(self.device), orig.p)
+
+    def gradients(self):
+        """Gradients of the last step's cross-entropy (the optimiser adds weight decay itself and
+        leaves .grad as it is), in the canonical layout."""
+        if self.spec.task == "graph":
+            return _gin_grads(self.spec, self.mlps, self.head)
+        out = {}
+        for k, v in self.params.items():
+            out[k] = (np.zeros(tuple(v.shape), np.float32) if v.grad is None
+                      else v.grad.detach().cpu().numpy().copy())
+        return out
+
+    def num_parameters(self):
+        if self.spec.task == "graph":
+            return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
+        return int(sum(v.numel() for v in self.params.values() if v.requires_grad))
+
+    def dropout_sample(self, site, shape):
+        """The timed build's own dropout at ``site`` (same kernel, same rate) applied to ones(shape)."""
+        import torch
+
+        from . import ops
+        spec = self.spec
+        shape = tuple(int(s) for s in shape)
+        if spec.task == "graph":
+            if site != "head":
+                raise ValueError(f"native gin: no dropout site '{site}'")
+            d = getattr(self, "_head_dropout", None) or self.head[2]
+            was = d.training
+            d.train()
+            try:
+                with torch.no_grad():
+                    return d(torch.ones(shape, device=self.device)).cpu().numpy()
+            finally:
+                d.train(was)
+        lib = self._timed_lib if spec.task == "node" else self.lib
+        kind, _, num = site.partition(".")
+        if kind not in ("input", "attn") or not num.isdigit() or int(num) >= spec.layers:
+            raise ValueError(f"native: unknown dropout site '{site}'")
+        i = int(num)
+        self._sample_ctr = getattr(self, "_sample_ctr", 0) + 1
+        seed, ctr = self.seed, (1 << 40) + self._sample_ctr          # a counter no training step uses
+        dev = self.device
+        with torch.no_grad():
+            if kind == "attn":
+                if spec.name != "gat":
+                    raise ValueError(f"native {spec.name}: no attention dropout site '{site}'")
+                m, h = shape                                        # one self-loop per row: alpha = 1
+                rowptr = torch.arange(m + 1, dtype=torch.int64, device=dev)
+                col = torch.arange(m, dtype=torch.int32, device=dev)
+                hw = torch.ones((m, h, 1), device=dev)
+                z = torch.zeros(h, device=dev)
+                out = lib.gat_fwd(rowptr, col, hw, z, z, float(spec.negative_slope), float(spec.attn_dropout),
+                                  seed, ctr)[0]
+                return out.reshape(shape).cpu().numpy()
+            p = float(spec.dropout)
+            if spec.task == "node" and i == 0 and self._sparse_x is not None:
+                total = int(np.prod(shape))                         # CSR of ones, one non-zero per row
+                rowptr = torch.arange(total + 1, dtype=torch.int64, device=dev)
+                col = torch.zeros(total, dtype=torch.int32, device=dev)
+                val = torch.ones(total, device=dev)
+                return lib.csr_mm(rowptr, col, val, torch.ones((1, 1), device=dev), p, seed, ctr).reshape(
+                    shape).cpu().numpy()
+            ones = torch.ones(shape, device=dev)
+            if i == 0 or spec.task == "sampled":
+                return lib.epilogue(ones, None, ops.ACT_NONE, p, seed, ctr).cpu().numpy()   # = ops.dropout
+            if spec.name == "gat":                                  # hidden GAT layers: ELU epilogue
+                return lib.epilogue(ones, None, ops.ACT_ELU, p, seed, ctr).cpu().numpy()
+            n = shape[0]                                            # GCN/SAGE: the SpMM's ReLU epilogue
+            rowptr = torch.arange(n + 1, dtype=torch.int64, device=dev)
+            col = torch.arange(n, dtype=torch.int32, device=dev)
+            return lib.spmm(rowptr, col, None, ones, None, None, ops.ACT_RELU, p, seed, ctr, None).cpu().numpy()
+
     # --- graph task: our own collation (numpy, straight into the kernels' CSR), our SpMM for the
     # neighbour sum and the readout, torch for the MLPs (the same modules as PyG's and DGL's)
     def build_gin(self, gs, spec, mlps, head):
@@ -295,3 +484,52 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         src = np.repeat(np.arange(rowptr.size - 1), np.diff(rowptr))
         return {"x": batch.x.cpu().numpy(), "edge_index": np.stack([src, batch.col.cpu().numpy().astype(np.int64)]),
                 "batch": batch.batch.cpu().numpy()}
+
+
+class _MaskDropout:
+    """Verify only: GIN's classifier dropout with an injected keep-mask, x * mask / (1 - p) with the
+    replaced nn.Dropout's own p in training mode, identity in eval mode."""
+
+    def __new__(cls, mask, p):
+        import torch
+
+        class MaskDropout(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("mask", mask)
+                self.p = float(p)
+
+            def forward(self, x):
+                if not self.training:
+                    return x
+                if tuple(x.shape) != tuple(self.mask.shape):
+                    raise ValueError(f"native gin: head mask {tuple(self.mask.shape)} for a batch {tuple(x.shape)}")
+                return x * self.mask / (1.0 - self.p)
+
+        return MaskDropout()
+
+
+def _gin_grads(spec, mlps, head) -> dict:
+    """Gradients of GIN's parameters in the canonical layout (as _graphtask.gin_parameters lays out
+    the parameters: Linear weights transposed to in x out)."""
+    def g(param, transpose=False):
+        a = (np.zeros(tuple(param.shape), np.float32) if param.grad is None
+             else param.grad.detach().cpu().numpy())
+        return np.ascontiguousarray(a.T if transpose else a)
+    out = {}
+    for i, mlp in enumerate(mlps):
+        p = f"layers.{i}."
+        lin1, lin2 = mlp[0], mlp[-2]
+        out[p + "weight1"] = g(lin1.weight, True)
+        if spec.batch_norm:
+            out[p + "bn_weight"] = g(mlp[1].weight)
+            out[p + "bn_bias"] = g(mlp[1].bias)
+        else:
+            out[p + "bias1"] = g(lin1.bias)
+        out[p + "weight2"] = g(lin2.weight, True)
+        out[p + "bias2"] = g(lin2.bias)
+    out["head.weight1"] = g(head[0].weight, True)
+    out["head.bias1"] = g(head[0].bias)
+    out["head.weight2"] = g(head[3].weight, True)
+    out["head.bias2"] = g(head[3].bias)
+    return out

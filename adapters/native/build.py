@@ -27,6 +27,9 @@ CPU_HEADERS = ("rng.h", "kernels.h")
 CUDA_SOURCES = ("native_cuda.cu", "native_cuda_bind.cpp")
 CUDA_HEADERS = ("rng.h", "kernels.h", "native_cuda.h")
 CPU_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"]
+# kind 'cpu_masked': the same CPU sources built for verify only, with dropout draws read from the
+# masks the harness injects (rng.h GNB_DRAW) instead of hashed; never used in a timed run
+MASKED_CFLAGS = ["-DGNB_MASKED"]
 CPU_LDFLAGS = ["-fopenmp"]
 CUDA_CFLAGS = ["-O3"]
 CUDA_NVCC_FLAGS = ["-O3", "--use_fast_math"]      # + -gencode for the device found (sm_90 on an H200)
@@ -130,11 +133,14 @@ def load(kind: str = "cpu", csrc: Path | None = None, build_root: Path | None = 
     Raises NativeBuildError with a one-line reason on any failure.
     """
     csrc = Path(csrc) if csrc else CSRC
+    if kind not in ("cpu", "cpu_masked", "cuda"):
+        raise NativeBuildError(f"unknown native build kind '{kind}'")
     cuda = kind == "cuda"
     sources = CUDA_SOURCES if cuda else CPU_SOURCES
     headers = CUDA_HEADERS if cuda else CPU_HEADERS
     nvcc_flags = CUDA_NVCC_FLAGS + _cuda_arch_flags() if cuda else []
-    flags = (CUDA_CFLAGS, nvcc_flags) if cuda else (CPU_CFLAGS, CPU_LDFLAGS)
+    cpu_cflags = CPU_CFLAGS + (MASKED_CFLAGS if kind == "cpu_masked" else [])
+    flags = (CUDA_CFLAGS, nvcc_flags) if cuda else (cpu_cflags, CPU_LDFLAGS)
     why = check_toolchain(cuda)
     if why:
         raise NativeBuildError(why)
@@ -166,7 +172,7 @@ def load(kind: str = "cpu", csrc: Path | None = None, build_root: Path | None = 
             mod = ce.load(extra_cflags=list(CUDA_CFLAGS), extra_cuda_cflags=list(nvcc_flags), with_cuda=True,
                           **kwargs)
         else:
-            mod = ce.load(extra_cflags=list(CPU_CFLAGS), extra_ldflags=list(CPU_LDFLAGS), with_cuda=False, **kwargs)
+            mod = ce.load(extra_cflags=list(cpu_cflags), extra_ldflags=list(CPU_LDFLAGS), with_cuda=False, **kwargs)
     except Exception as exc:  # build or import failure
         reason = _one_line(str(exc))
         if isinstance(exc, (RuntimeError, subprocess.CalledProcessError, OSError)) and "Error building" in str(exc):

@@ -39,8 +39,8 @@ class SampledSAGEMixin:
         self.x = torch.from_numpy(graph.x)
         self.y = torch.from_numpy(graph.y)
         self.params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in weights.items()}
-        opt = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = opt(list(self.params.values()), lr=spec.lr, weight_decay=spec.weight_decay)
+        from .._torch import make_optimizer
+        self.optimizer = make_optimizer(self.params.values(), spec)
         everyone = torch.arange(n, dtype=torch.int64)
         self.full = Block.from_sampler(self.lib.sample_layer(self.rowptr, self.col, everyone, -1, 0, 0, self.pos), n)
         self.idx = {k: torch.from_numpy(np.flatnonzero(m)) for k, m in

@@ -81,7 +81,7 @@ inline void epilogue_row(T* __restrict y, int64_t F, int act, const Drop& d, uin
   const T s = static_cast<T>(d.scale);
   const uint64_t key = d.key;
   const uint32_t th = d.thresh;
-  for (int64_t f = 0; f < F; ++f) y[f] = rand32(key, base + f) >= th ? y[f] * s : T(0);
+  for (int64_t f = 0; f < F; ++f) y[f] = GNB_DRAW(d, key, base + f) >= th ? y[f] * s : T(0);
 }
 
 // Prefetch a feature row (bytes) that a later iteration will read at random.
@@ -373,7 +373,7 @@ void epilogue_bwd(const T* Y, const T* G, T* O, int64_t N, int64_t F, int act, D
       if (d.all) {
         for (int64_t f = 0; f < F; ++f) o[f] = T(0);
       } else {
-        for (int64_t f = 0; f < F; ++f) o[f] = rand32(key, base + f) >= th ? o[f] : T(0);
+        for (int64_t f = 0; f < F; ++f) o[f] = GNB_DRAW(d, key, base + f) >= th ? o[f] : T(0);
       }
     }
   }
@@ -386,7 +386,7 @@ constexpr int64_t kChunk = 256;
 inline int64_t kept_chunk(const Drop& d, int64_t beg, int64_t n, int32_t* __restrict kb) {
   uint32_t u[kChunk];
   const uint64_t key = d.key;
-  for (int64_t c = 0; c < n; ++c) u[c] = rand32(key, static_cast<uint64_t>(beg + c));
+  for (int64_t c = 0; c < n; ++c) u[c] = GNB_DRAW(d, key, static_cast<uint64_t>(beg + c));
   int64_t m = 0;
   for (int64_t c = 0; c < n; ++c) {
     kb[m] = static_cast<int32_t>(c);
@@ -470,7 +470,7 @@ void csr_mm_tgrad(const int64_t* cptr, const int32_t* crow, const int32_t* cperm
     uint32_t u[kChunk];
     for (int64_t c0 = beg; c0 < end; c0 += kChunk) {
       const int64_t n = end - c0 < kChunk ? end - c0 : kChunk;
-      for (int64_t q = 0; q < n; ++q) u[q] = rand32(d.key, static_cast<uint64_t>(cperm[c0 + q]));
+      for (int64_t q = 0; q < n; ++q) u[q] = GNB_DRAW(d, d.key, static_cast<uint64_t>(cperm[c0 + q]));
       int64_t m = 0;
       for (int64_t q = 0; q < n; ++q) {
         kb[m] = static_cast<int32_t>(q);
@@ -586,7 +586,7 @@ void gat_fwd_impl(const int64_t* rowptr, const int32_t* col, const T* Hw, const 
         for (int64_t h = 0; h < H; ++h) al[h] *= sum[h];
         if (d.active) {
           const uint64_t base = static_cast<uint64_t>(k * H);
-          for (int64_t h = 0; h < H; ++h) ak[h] = (!d.all && rand32(key, base + h) >= th) ? al[h] * sc : T(0);
+          for (int64_t h = 0; h < H; ++h) ak[h] = (!d.all && GNB_DRAW(d, key, base + h) >= th) ? al[h] * sc : T(0);
         } else {
           for (int64_t h = 0; h < H; ++h) ak[h] = al[h];
         }
@@ -657,7 +657,7 @@ void gat_bwd_impl(const int64_t* rowptr, const int32_t* col, const int64_t* trow
         if (d.active) {
           const uint64_t base = static_cast<uint64_t>(k * H);
           for (int64_t h = 0; h < H; ++h) {
-            const bool keep = !d.all && rand32(key, base + h) >= th;
+            const bool keep = !d.all && GNB_DRAW(d, key, base + h) >= th;
             dk[h] = keep ? dk[h] * sc : T(0);
             at[h] = keep ? al[h] * sc : T(0);
           }
@@ -755,12 +755,17 @@ template <typename T>
 inline typename L8<T>::M keep8(const Drop& d, uint64_t base) {
   const uint32_t lo = static_cast<uint32_t>(base);
   U8 r;
+#if defined(GNB_MASKED)
+  if (d.bits) {
+    for (int l = 0; l < 8; ++l) r[l] = d.bits[base + l];
+  } else
+#endif
   if (lo <= 0xFFFFFFF7u) {
     const U8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
     U8 x = mix32v((lane + lo) ^ static_cast<uint32_t>(d.key));
     r = mix32v(x ^ (static_cast<uint32_t>(d.key >> 32) ^ (static_cast<uint32_t>(base >> 32) * 0x9E3779B9U)));
   } else {
-    for (int l = 0; l < 8; ++l) r[l] = rand32(d.key, base + l);
+    for (int l = 0; l < 8; ++l) r[l] = GNB_DRAW(d, d.key, base + l);
   }
   const I8 k = r >= d.thresh;
   return __builtin_convertvector(k, typename L8<T>::M);
@@ -1086,7 +1091,7 @@ void gat_fwd_h1(const int64_t* rowptr, const int32_t* col, const T* Hw, const T*
         if (d.active) {
           const uint64_t base = static_cast<uint64_t>(beg + q0);
           for (int64_t q = 0; q < n; ++q)
-            cf[q] = (!d.all && rand32(d.key, base + q) >= d.thresh) ? al[q0 + q] * sc : T(0);
+            cf[q] = (!d.all && GNB_DRAW(d, d.key, base + q) >= d.thresh) ? al[q0 + q] * sc : T(0);
         } else {
           for (int64_t q = 0; q < n; ++q) cf[q] = al[q0 + q];
         }
@@ -1123,7 +1128,7 @@ void gat_bwd_h1(const int64_t* rowptr, const int32_t* col, const int64_t* trowpt
         const T* __restrict hw = Hw + static_cast<int64_t>(col[k]) * F;
         T dot = 0;
         for (int64_t f = 0; f < F; ++f) dot += g[f] * hw[f];
-        const bool keep = !d.active || (!d.all && rand32(d.key, static_cast<uint64_t>(k)) >= d.thresh);
+        const bool keep = !d.active || (!d.all && GNB_DRAW(d, d.key, static_cast<uint64_t>(k)) >= d.thresh);
         const T dv = keep ? dot * sc : T(0);
         ds[k] = dv;
         ad_t[tpos[k]] = keep ? alpha[k] * sc : T(0);

@@ -6,6 +6,7 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels.h"
@@ -49,6 +50,38 @@ void dispatch(const Tensor& t, F&& fn) {
 template <typename T>
 const T* ptr(const OptT& t) { return t ? t->data_ptr<T>() : nullptr; }
 
+#if defined(GNB_MASKED)
+// The verify build: every active dropout site reads the mask the harness injected for its counter
+// offset (ctr mod period: the site within a training step), as 0xFFFFFFFF (kept) / 0 (dropped) draws
+// in the kernel's own element order; a site without one is an error, never a silent hash.
+std::unordered_map<int64_t, Tensor> g_masks;
+int64_t g_period = 1;
+
+void set_masks(std::unordered_map<int64_t, Tensor> masks, int64_t period) {
+  TORCH_CHECK(period >= 1, "native set_masks: period must be >= 1");
+  for (auto& kv : masks)
+    TORCH_CHECK(kv.second.scalar_type() == at::kInt && kv.second.is_contiguous() && kv.second.device().is_cpu(),
+                "native set_masks: masks must be contiguous int32 CPU tensors");
+  g_masks = std::move(masks);
+  g_period = period;
+}
+
+Drop site_drop(double p, int64_t seed, int64_t ctr, int64_t n) {
+  Drop d = gnb::make_drop(p, seed, ctr);
+  if (!d.active || d.all) return d;
+  const int64_t off = ((ctr % g_period) + g_period) % g_period;
+  auto it = g_masks.find(off);
+  TORCH_CHECK(it != g_masks.end(), "native verify build: dropout site at counter offset ", off,
+              " has no injected mask");
+  TORCH_CHECK(it->second.numel() == n, "native verify build: mask of counter offset ", off, " has ",
+              it->second.numel(), " elements, the kernel draws ", n);
+  d.bits = reinterpret_cast<const uint32_t*>(it->second.data_ptr<int32_t>());
+  return d;
+}
+#else
+Drop site_drop(double p, int64_t seed, int64_t ctr, int64_t) { return gnb::make_drop(p, seed, ctr); }
+#endif
+
 Tensor spmm(Tensor rowptr, Tensor col, OptT val, Tensor X, OptT R, OptT bias, int64_t act, double p, int64_t seed,
             int64_t ctr, OptT out) {
   check_index(rowptr, col);
@@ -67,7 +100,7 @@ Tensor spmm(Tensor rowptr, Tensor col, OptT val, Tensor X, OptT R, OptT bias, in
     using T = decltype(z);
     gnb::SpmmArgs<T> a{rowptr.data_ptr<int64_t>(), col.data_ptr<int32_t>(), ptr<T>(val), X.data_ptr<T>(), ld(X),
                        ptr<T>(R), R ? ld(*R) : 0, ptr<T>(bias), Y.data_ptr<T>(), ld(Y), N, F,
-                       static_cast<int>(act), gnb::make_drop(p, seed, ctr)};
+                       static_cast<int>(act), site_drop(p, seed, ctr, N * F)};
     gnb::cpu::spmm<T>(a);
   });
   return Y;
@@ -130,7 +163,7 @@ Tensor epilogue(Tensor X, OptT bias, int64_t act, double p, int64_t seed, int64_
   dispatch(X, [&](auto z) {
     using T = decltype(z);
     gnb::cpu::epilogue<T>(X.data_ptr<T>(), ld(X), ptr<T>(bias), Y.data_ptr<T>(), N, F, static_cast<int>(act),
-                          gnb::make_drop(p, seed, ctr));
+                          site_drop(p, seed, ctr, N * F));
   });
   return Y;
 }
@@ -158,7 +191,7 @@ Tensor epilogue_bwd(Tensor Y, Tensor G, int64_t act, double p, int64_t seed, int
   dispatch(Y, [&](auto z) {
     using T = decltype(z);
     gnb::cpu::epilogue_bwd<T>(Y.data_ptr<T>(), G.data_ptr<T>(), O.data_ptr<T>(), Y.size(0), Y.size(1),
-                              static_cast<int>(act), gnb::make_drop(p, seed, ctr));
+                              static_cast<int>(act), site_drop(p, seed, ctr, Y.numel()));
   });
   return O;
 }
@@ -173,7 +206,7 @@ Tensor csr_mm(Tensor rowptr, Tensor col, Tensor val, Tensor W, double p, int64_t
   dispatch(W, [&](auto z) {
     using T = decltype(z);
     gnb::cpu::csr_mm<T>(rowptr.data_ptr<int64_t>(), col.data_ptr<int32_t>(), val.data_ptr<T>(), W.data_ptr<T>(),
-                        ld(W), Y.data_ptr<T>(), N, Fo, gnb::make_drop(p, seed, ctr));
+                        ld(W), Y.data_ptr<T>(), N, Fo, site_drop(p, seed, ctr, col.numel()));
   });
   return Y;
 }
@@ -194,7 +227,7 @@ Tensor csr_mm_tgrad(Tensor rowptr, Tensor col, Tensor val, Tensor cptr, Tensor c
   const int64_t N = rowptr.size(0) - 1, Fin = cptr.size(0) - 1, Fo = G.size(1);
   TORCH_CHECK(G.size(0) == N, "native csr_mm_tgrad: G has ", G.size(0), " rows, X ", N);
   Tensor O = at::empty({Fin, Fo}, G.options());
-  const Drop d = gnb::make_drop(p, seed, ctr);
+  const Drop d = site_drop(p, seed, ctr, col.numel());
   const double acc_bytes = static_cast<double>(gnb::cpu::max_threads() - 1) * Fin * Fo * G.element_size();
   dispatch(G, [&](auto z) {
     using T = decltype(z);
@@ -226,7 +259,7 @@ std::vector<Tensor> gat_fwd(Tensor rowptr, Tensor col, Tensor Hw, Tensor att_src
     using T = decltype(z);
     gnb::cpu::gat_fwd<T>(rowptr.data_ptr<int64_t>(), col.data_ptr<int32_t>(), Hw.data_ptr<T>(), att_src.data_ptr<T>(),
                          att_dst.data_ptr<T>(), out.data_ptr<T>(), alpha.data_ptr<T>(), a_s.data_ptr<T>(),
-                         a_d.data_ptr<T>(), N, H, F, static_cast<T>(slope), gnb::make_drop(p, seed, ctr));
+                         a_d.data_ptr<T>(), N, H, F, static_cast<T>(slope), site_drop(p, seed, ctr, E * H));
   });
   return {out, alpha, a_s, a_d};
 }
@@ -259,7 +292,7 @@ std::vector<Tensor> gat_bwd(Tensor rowptr, Tensor col, Tensor trowptr, Tensor tc
                          tcol.data_ptr<int32_t>(), tpos.data_ptr<int32_t>(), Hw.data_ptr<T>(), att_src.data_ptr<T>(),
                          att_dst.data_ptr<T>(), a_s.data_ptr<T>(), a_d.data_ptr<T>(), alpha.data_ptr<T>(),
                          G.data_ptr<T>(), scratch.data_ptr<T>(), da_d.data_ptr<T>(), dHw.data_ptr<T>(), das.data_ptr<T>(),
-                         dad.data_ptr<T>(), N, H, F, static_cast<T>(slope), gnb::make_drop(p, seed, ctr));
+                         dad.data_ptr<T>(), N, H, F, static_cast<T>(slope), site_drop(p, seed, ctr, E * H));
   });
   return {dHw, das, dad};
 }
@@ -318,4 +351,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rand_u32", &rand_u32, "counter-based generator output (tests)");
   m.def("num_threads", &gnb::cpu::max_threads, "OpenMP threads the kernels use");
   m.def("sample_layer", &sample_layer, "one layer of uniform neighbour sampling without replacement (a block)");
+#if defined(GNB_MASKED)
+  m.attr("masked") = true;
+  m.def("set_masks", &set_masks, "verify build: inject dropout draws per counter offset (ctr mod period)");
+#else
+  m.attr("masked") = false;
+#endif
 }

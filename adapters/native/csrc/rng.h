@@ -43,12 +43,15 @@ GNB_HD uint32_t rand32(uint64_t key, uint64_t idx) {
 }
 
 // Dropout parameters of one site.  p <= 0: keep all (scale 1); p >= 1: drop all.
+// ``bits``: only in the verify build (GNB_MASKED, see draw): the site's draws given by the
+// harness instead of hashed (0xFFFFFFFF kept, 0 dropped); always null in the timed build.
 struct Drop {
   uint64_t key;
   uint32_t thresh;
   double scale;
   bool active;   // p > 0
   bool all;      // p >= 1 (everything dropped)
+  const uint32_t* bits;
 };
 
 inline Drop make_drop(double p, int64_t seed, int64_t ctr) {
@@ -61,11 +64,22 @@ inline Drop make_drop(double p, int64_t seed, int64_t ctr) {
   if (t > 4294967295.0) t = 4294967295.0;
   d.thresh = d.active ? static_cast<uint32_t>(t + 0.5 > 4294967295.0 ? 4294967295.0 : t + 0.5) : 0u;
   d.scale = d.all ? 0.0 : 1.0 / (1.0 - (p > 0 ? p : 0.0));
+  d.bits = nullptr;
   return d;
 }
 
+// The draw of element ``idx`` of a site (``key`` = d.key, often held in a local): the hash in the
+// timed build, which compiles to exactly rand32(key, idx).  The verify build (the same sources
+// compiled separately with -DGNB_MASKED, never timed) reads the harness's mask instead, so the
+// very kernels that are timed run with injected masks: same place, same scale, same backward.
+#if defined(GNB_MASKED)
+#define GNB_DRAW(d, key, idx) ((d).bits ? (d).bits[(idx)] : rand32((key), (idx)))
+#else
+#define GNB_DRAW(d, key, idx) rand32((key), (idx))
+#endif
+
 GNB_HD bool kept(const Drop& d, uint64_t idx) {
-  return !d.active || (!d.all && rand32(d.key, idx) >= d.thresh);
+  return !d.active || (!d.all && GNB_DRAW(d, d.key, idx) >= d.thresh);
 }
 
 // activation codes shared with Python
