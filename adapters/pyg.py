@@ -12,9 +12,10 @@ from ._torch import (TorchAdapter, TorchHooks, _apply_mask, canonical_attention_
 SAGE_NOTE = ("sage: SAGEConv(aggr='mean') divides the neighbour sum by the in-degree count in every forward, "
              "under both norm_policy values: it cannot take a precomputed 1/deg (its message takes no edge "
              "weight, and its SparseTensor path drops the values, set_value(None))")
-SPARSE_WHY = ("PyG documents/tests a torch.sparse feature matrix only for GCNConv (test_gcn_conv_with_sparse_input_"
-              "feature; 'not the case for all GNN operators', rusty1s, pyg#1635): SAGEConv aggregates the raw "
-              "features (NotImplementedError: aten::fill_ on SparseCPU), GATConv has no documented sparse-x path")
+SPARSE_WHY = ("PyG's public layers take a torch.sparse feature matrix only in GCNConv (PyG's own test_gcn_conv_with_"
+              "sparse_input_feature; 'not the case for all GNN operators', rusty1s, pyg#1635): SAGEConv aggregates "
+              "the raw features (NotImplementedError: aten::fill_ on SparseCPU), GATConv has no documented or "
+              "tested sparse-x path, GIN's MLP and the sampled loader gather dense rows")
 
 
 class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
