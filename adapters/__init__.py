@@ -27,6 +27,15 @@ TEST_ADAPTERS: dict[str, str] = {
     "test-raise": "gnnbench.adapters.testing:RaiseAdapter",
     "test-missing": "gnnbench.adapters.testing:MissingAdapter",
     "test-memhog": "gnnbench.adapters.testing:MemoryHogAdapter",
+    # verify's own tests: a correct NumPy model and deliberately wrong variants (tests/test_verify_mutations.py)
+    "test-ref": "gnnbench.adapters.testing:RefAdapter",
+    "test-mut-grad": "gnnbench.adapters.testing:GradScaleMutant",
+    "test-mut-gcn-nonorm": "gnnbench.adapters.testing:NoNormMutant",
+    "test-mut-droprate": "gnnbench.adapters.testing:WrongRateMutant",
+    "test-mut-nodrop": "gnnbench.adapters.testing:NoDropoutLayerMutant",
+    "test-mut-extra": "gnnbench.adapters.testing:ExtraParamMutant",
+    "test-mut-sage-sum": "gnnbench.adapters.testing:SageSumMutant",
+    "test-mut-nohook": "gnnbench.adapters.testing:NoGradientsHook",
 }
 
 
