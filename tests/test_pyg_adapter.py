@@ -167,3 +167,58 @@ def test_sparse_features_gcn_matches_dense_and_keeps_zeros(cora):
     for model in ("gat", "sage", "gin", "sage-sampled"):
         why = PyGAdapter().unsupported_spec(get_spec(model, "cora", {"features": "sparse"}))
         assert why and "GCNConv" in why, model
+
+
+# ---- gnnbench verify (dropout on, injected masks) on PyG -------------------------------------------------
+def _load(data_dir, model, dataset):
+    from gnnbench.datasets import load_graph
+    spec = get_spec(model, dataset)
+    if spec.task == "graph":
+        return spec, load_graph(dataset, data_dir, node_attributes=spec.node_attributes, fold=spec.fold,
+                                num_folds=spec.num_folds)
+    return spec, load_graph(dataset, data_dir, normalize_features=spec.normalize_features)
+
+
+@pytest.mark.parametrize("model,dataset", [("gin", "mutag"), ("sage-sampled", "cora")])
+def test_verify_passes_with_dropout_on(data_dir, model, dataset):
+    import torch
+    from gnnbench.verify import check
+    spec, graph = _load(data_dir, model, dataset)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # as `gnnbench verify` runs GIN (batch norm's backward amplifies rounding)
+    try:
+        r = check(PyGAdapter(), spec, graph)
+    finally:
+        torch.set_num_threads(threads)
+    assert r["passed"], r
+
+
+def test_verify_passes_on_sparse_features(cora):
+    from gnnbench.verify import check
+    r = check(PyGAdapter(), get_spec("gcn", "cora", {"features": "sparse"}), cora)
+    assert r["passed"], r
+    assert r["grads_max_rel"] < 1e-4 and set(r["dropout"]) == {"input.0", "input.1"}
+
+
+@pytest.mark.parametrize("wrong", ["attention mask ignored", "attention mask on the wrong edges",
+                                   "attention dropout kept"])
+def test_verify_fails_when_the_attention_mask_path_is_wrong(cora, monkeypatch, wrong):
+    import torch
+    from gnnbench.verify import check
+    from gnnbench.adapters import pyg
+    real = PyGAdapter.set_attn_masks
+    if wrong == "attention mask ignored":
+        def bad(self, masks):
+            return real(self, masks and {k: torch.ones_like(m) for k, m in masks.items()})
+    elif wrong == "attention mask on the wrong edges":
+        monkeypatch.setattr(pyg, "edge_permutation", lambda *a: _torch.edge_permutation(*a)[::-1].copy())
+        bad = real
+    else:                              # the mask on top of GATConv's own dropout, not instead of it
+        def bad(self, masks):
+            real(self, masks)
+            for conv, p in zip(self.convs, self._attn_state()["p"]):
+                conv.dropout = p
+    monkeypatch.setattr(PyGAdapter, "set_attn_masks", bad)
+    r = check(PyGAdapter(), get_spec("gat", "cora"), cora)
+    assert not r["passed"]
+    assert "loss differs" in r["error"] and "gradient of" in r["error"], r["error"]
