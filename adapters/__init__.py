@@ -36,6 +36,8 @@ TEST_ADAPTERS: dict[str, str] = {
     "test-mut-extra": "gnnbench.adapters.testing:ExtraParamMutant",
     "test-mut-sage-sum": "gnnbench.adapters.testing:SageSumMutant",
     "test-mut-nohook": "gnnbench.adapters.testing:NoGradientsHook",
+    "test-mut-lr": "gnnbench.adapters.testing:WrongStepMutant",
+    "test-mut-batch": "gnnbench.adapters.testing:OtherBatchMutant",
 }
 
 

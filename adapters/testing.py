@@ -294,3 +294,25 @@ class NoGradientsHook(RefAdapter):
 
     def gradients(self):
         return Adapter.gradients(self)
+
+
+class WrongStepMutant(RefAdapter):
+    """Right gradients, but the optimiser step uses twice the learning rate."""
+    name = "test-mut-lr"
+
+    def _step(self, loss, grads):
+        import dataclasses
+        spec, self.spec = self.spec, dataclasses.replace(self.spec, lr=2 * self.spec.lr)
+        try:
+            super()._step(loss, grads)
+        finally:
+            self.spec = spec
+
+
+class OtherBatchMutant(RefAdapter):
+    """Its batches hold the harness's graphs in reverse order."""
+    name = "test-mut-batch"
+    models = ("gin",)
+
+    def collate(self, ids):
+        return super().collate(ids[::-1])

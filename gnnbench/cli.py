@@ -267,9 +267,10 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
     click.echo(f"\nTolerances (float32 libraries against the float64 NumPy reference, timed configuration: dropout "
                f"as the spec says, the harness's seeded masks injected): eval logits |diff| <= {V.LOGITS_ATOL:g}; "
                f"loss with the masks rel <= {V.LOSS_RTOL:g}; gradients per tensor max |g - g_ref| / max(max |g_ref|, "
-               f"{V.GRAD_FLOOR:g}) <= {V.GRAD_RTOL:g} (the worst tensor shown); parameters after one SGD step and, "
-               f"from a fresh prepare, one Adam step |diff| <= {V.PARAMS_ATOL:g} (Adam: elements whose reference "
-               f"gradient is under {V.GRAD_RTOL:g} x their tensor's largest left out, the sign there is rounding); "
+               f"{V.GRAD_FLOOR:g} x the largest |g_ref| of any tensor) <= {V.GRAD_RTOL:g} (gin: {V.GRAPH_GRAD_RTOL:g}; the worst tensor shown); parameters "
+               f"after one SGD step and, from a fresh prepare, one Adam step |diff| <= {V.PARAMS_ATOL:g} (Adam: "
+               f"elements whose reference gradient is under the gradient tolerance x their tensor's largest left "
+               f"out, the sign there is rounding); "
                f"the library's own dropout at each site with p > 0, on >= {V.DROPOUT_SAMPLE_MIN:,} elements: share of "
                f"zeros within {V.DROPOUT_SIGMAS:g} binomial sigma of p (worst site shown in sigma), survivors "
                f"1/(1-p) (rel {V.DROPOUT_SCALE_RTOL:g}); trainable parameters = the canonical count.")
@@ -296,7 +297,7 @@ def _verify_columns(res: dict) -> tuple[str, ...]:
     if "logits_max_abs_diff" not in res:
         return ("–",) * 7
     scale = res.get("logits_scale") or 1.0
-    logits = f"{res['logits_max_abs_diff']:.2e}" + (f" (of {scale:.0f})" if scale > 1 else "")
+    logits = num("logits_max_abs_diff") + (f" (of {scale:.0f})" if scale > 1 else "")
     grads = "–" if res.get("grads_max_rel") is None else f"{res['grads_max_rel']:.2e} ({res.get('grads_worst')})"
     drop = res.get("dropout") or {}
     if drop:

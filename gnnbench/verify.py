@@ -32,8 +32,22 @@ import numpy as np
 LOGITS_ATOL = 1e-4          # eval logits, |diff| (GIN: x the largest reference logit)
 LOSS_RTOL = 1e-5            # training loss with the injected masks, relative
 PARAMS_ATOL = 1e-4          # parameters after one SGD / Adam step, |diff|
-GRAD_RTOL = 1e-3            # per tensor: max |g - g_ref| / max(max |g_ref|, GRAD_FLOOR)
-GRAD_FLOOR = 1e-6           # a tensor whose reference gradient is all below this is judged absolutely
+# Gradients, per tensor: max |g - g_ref| / max(max |g_ref|, GRAD_FLOOR x the largest |g_ref| of any
+# tensor) <= GRAD_RTOL (node models) or GRAPH_GRAD_RTOL (GIN). Measured with the hooks of PyG, DGL (Cora,
+# CiteSeer, PubMed), Spektral and Graph Nets (Cora), masks injected, seed 0: node models at most 4.0e-05
+# (Graph Nets GCN on Cora; PyG GAT on CiteSeer 3.6e-05), always the last layer's bias, whose reference
+# gradient is a sum of 1/|train| terms that nearly cancel. GIN (one thread, as verify runs it): Spektral and
+# Graph Nets at most 1.8e-05 (PROTEINS); PyG and DGL 8.9e-05 (MUTAG), 1.5e-03 (PROTEINS), 2.7e-03 (ENZYMES):
+# torch's single-thread float32 kernels, not the adapters (the same GIN in plain torch: 1.48e-03 on PROTEINS
+# with 1 thread, 3.2e-05 with 2; float64 torch agrees with the reference to 3.5e-14). Batch norm's training
+# backward divides rounding by the batch standard deviation. A gradient off by 1 % in a node model, or by a
+# factor 0.5 anywhere, fails.
+GRAD_RTOL = 1e-3
+GRAPH_GRAD_RTOL = 1e-2
+# A tensor whose gradient is (nearly) zero in exact arithmetic, e.g. GAT's last att_dst when every LeakyReLU
+# of a softmax group has one slope (the softmax is shift-invariant), holds only float32 rounding of terms
+# as large as the other tensors' gradients: it is judged against GRAD_FLOOR of the largest one instead.
+GRAD_FLOOR = 1e-3
 DROPOUT_SIGMAS = 6.0        # share of zeros within 6 binomial standard deviations of p
 DROPOUT_SAMPLE_MIN = 10**6  # elements drawn per site (bound at p = 0.5: +-0.30 %)
 DROPOUT_SCALE_RTOL = 1e-6   # survivors equal 1 / (1 - p)
@@ -41,13 +55,11 @@ DROPOUT_SCALE_RTOL = 1e-6   # survivors equal 1 / (1 - p)
 MASK_SEED = 0x6D61736B
 
 
-def verify_spec(spec):
-    """The spec verify runs: the timed configuration, only the optimiser set (SGD for the
-    gradient-sensitive step; Adam for the extra one). Kept for callers that want the SGD spec."""
-    return dataclasses.replace(spec, optimizer="sgd")
-
-
 # ---- dropout sites and masks ---------------------------------------------------------------------
+def grad_rtol(spec) -> float:
+    return GRAPH_GRAD_RTOL if spec.task == "graph" else GRAD_RTOL
+
+
 def dropout_rate(spec, site: str) -> float:
     return float(spec.attn_dropout if site.startswith("attn.") else spec.dropout)
 
@@ -88,6 +100,10 @@ class _Missing(Exception):
     pass
 
 
+class _OtherBatch(Exception):
+    pass
+
+
 def _hook(adapter, name, *args):
     try:
         return getattr(adapter, name)(*args)
@@ -117,7 +133,9 @@ class _Result:
 def _logits(r: _Result, adapter, ref_logits, scale: float = 1.0) -> None:
     logits = np.asarray(adapter.logits(), dtype=np.float64)
     if logits.shape != ref_logits.shape:
-        raise AssertionError(f"logits shape {logits.shape} != reference {ref_logits.shape}")
+        r.d["logits_max_abs_diff"], r.d["logits_scale"] = None, scale
+        r.fail(f"logits shape {logits.shape} != reference {ref_logits.shape}")
+        return
     diff = float(np.abs(logits - ref_logits).max())
     r.d["logits_max_abs_diff"], r.d["logits_scale"] = diff, scale
     if not diff <= LOGITS_ATOL * scale:
@@ -147,7 +165,10 @@ def _params_diff(got: dict, ref: dict, keep: dict | None = None) -> tuple[float,
     _canonical("parameter", got, ref)
     worst, name = -1.0, ""
     for k in sorted(ref):
-        d = np.abs(np.asarray(got[k], np.float64).reshape(ref[k].shape) - ref[k])
+        g = np.asarray(got[k], np.float64)
+        if g.size != ref[k].size:
+            raise AssertionError(f"parameter {k}: shape {g.shape} != canonical {ref[k].shape}")
+        d = np.abs(g.reshape(ref[k].shape) - ref[k])
         if keep is not None:
             d = d[keep[k]]
         v = float(d.max()) if d.size else 0.0
@@ -157,14 +178,15 @@ def _params_diff(got: dict, ref: dict, keep: dict | None = None) -> tuple[float,
 
 
 def grad_rel_diffs(grads: dict, ref: dict) -> dict[str, float]:
-    """Per tensor max |g - g_ref| / max(max |g_ref|, GRAD_FLOOR)."""
+    """Per tensor max |g - g_ref| / max(max |g_ref|, GRAD_FLOOR x max over tensors of max |g_ref|)."""
     _canonical("gradient", grads, ref)
+    top = max((float(np.abs(v).max()) for v in ref.values() if v.size), default=0.0)
     out = {}
     for k in sorted(ref):
         g = np.asarray(grads[k], np.float64)
         if g.size != ref[k].size:
             raise AssertionError(f"gradient {k}: shape {g.shape} != canonical {ref[k].shape}")
-        scale = max(float(np.abs(ref[k]).max()) if ref[k].size else 0.0, GRAD_FLOOR)
+        scale = max(float(np.abs(ref[k]).max()) if ref[k].size else 0.0, GRAD_FLOOR * top, 1e-300)
         out[k] = float(np.abs(g.reshape(ref[k].shape) - ref[k]).max()) / scale
     return out
 
@@ -178,7 +200,11 @@ def _train_checks(r: _Result, adapter, step, spec, weights, ref_loss, ref_grads,
     except _Missing as exc:
         r.fail(f"{exc}: loss, gradients and parameters with dropout cannot be compared")
         return
-    loss = float(step())
+    try:
+        loss = float(step())
+    except _OtherBatch as exc:
+        r.fail(str(exc))
+        return
     r.d["loss"], r.d["ref_loss"] = loss, ref_loss
     rel = abs(loss - ref_loss) / max(abs(ref_loss), 1e-12)
     r.d["loss_rel_diff"] = rel
@@ -186,18 +212,24 @@ def _train_checks(r: _Result, adapter, step, spec, weights, ref_loss, ref_grads,
         r.fail(f"loss differs ({loss:.7g} vs reference {ref_loss:.7g}, rel {rel:.2e} > {LOSS_RTOL:g})")
     try:
         grads = _hook(adapter, "gradients")
-    except _Missing as exc:
+        rels = grad_rel_diffs(grads, ref_grads)
+    except (_Missing, AssertionError) as exc:
         r.fail(str(exc))
     else:
-        rels = grad_rel_diffs(grads, ref_grads)
         worst = max(rels, key=rels.get)
         r.d["grads_max_rel"], r.d["grads_worst"], r.d["grads_rel"] = rels[worst], worst, rels
-        bad = [k for k in rels if not rels[k] <= GRAD_RTOL]
+        tol = grad_rtol(spec)
+        r.d["grad_rtol"] = tol
+        bad = [k for k in rels if not rels[k] <= tol]
         if bad:
             more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
-            r.fail(f"gradient of {worst} differs (max rel {rels[worst]:.2g} > {GRAD_RTOL:g}){more}")
+            r.fail(f"gradient of {worst} differs (max rel {rels[worst]:.2g} > {tol:g}){more}")
     ref_params = reference.optimizer_step(spec, "sgd", w64, ref_grads)
-    diff, name = _params_diff(adapter.parameters(), ref_params)
+    try:
+        diff, name = _params_diff(adapter.parameters(), ref_params)
+    except AssertionError as exc:
+        r.fail(str(exc))
+        return
     r.d["params_max_abs_diff"] = diff
     if not diff <= PARAMS_ATOL:
         r.fail(f"parameters after one SGD step differ ({name}: max |diff| {diff:.2e} > {PARAMS_ATOL:g})")
@@ -205,22 +237,29 @@ def _train_checks(r: _Result, adapter, step, spec, weights, ref_loss, ref_grads,
 
 def _adam_check(r: _Result, adapter, step, spec, weights, ref_grads, masks) -> None:
     """One Adam step from a fresh prepare, same masks. Elements whose reference gradient (weight decay
-    included) is below GRAD_RTOL x that tensor's largest are left out: there the gradient check does not
-    vouch for the sign that Adam's first step (about lr * sign(g)) turns into +-lr."""
+    included) is below the gradient tolerance x that tensor's largest are left out: there the gradient
+    check does not vouch for the sign that Adam's first step (about lr * sign(g)) turns into +-lr."""
     from . import reference
     w64 = {k: np.asarray(v, np.float64) for k, v in weights.items()}
     try:
         _hook(adapter, "set_dropout_masks", masks)
     except _Missing:
         return       # already reported by the SGD step
-    step()
+    try:
+        step()
+    except _OtherBatch:
+        return       # already reported by the SGD step
     ref_params = reference.optimizer_step(spec, "adam", w64, ref_grads)
     keep, excluded = {}, 0
     for k, g in ref_grads.items():
         gt = np.abs(g + spec.weight_decay * w64[k])
-        keep[k] = gt >= GRAD_RTOL * (float(gt.max()) if gt.size else 0.0)
+        keep[k] = gt >= grad_rtol(spec) * (float(gt.max()) if gt.size else 0.0)
         excluded += int((~keep[k]).sum())
-    diff, name = _params_diff(adapter.parameters(), ref_params, keep)
+    try:
+        diff, name = _params_diff(adapter.parameters(), ref_params, keep)
+    except AssertionError as exc:
+        r.fail(f"after the Adam step: {exc}")
+        return
     r.d["params_adam_max_abs_diff"], r.d["adam_elements_excluded"] = diff, excluded
     if not diff <= PARAMS_ATOL:
         r.fail(f"parameters after one Adam step differ ({name}: max |diff| {diff:.2e} > {PARAMS_ATOL:g})")
@@ -324,6 +363,8 @@ def check_graphs(adapter, spec, gs, device: str = "cpu", seed: int = 0) -> dict:
     def step():
         batch = adapter.collate(ids)
         same.append(batching.fingerprint(adapter.batch_arrays(batch)) == batching.fingerprint(arrays))
+        if not same[-1]:   # the injected masks and the reference are for the harness's batch
+            raise _OtherBatch("the library's batch holds other graphs (or another order) than the harness chose")
         adapter.train_batch(batch)
         return adapter.last_loss()
     _train_checks(r, adapter, step, spec, weights, ref_loss, ref_grads, masks)
@@ -331,6 +372,4 @@ def check_graphs(adapter, spec, gs, device: str = "cpu", seed: int = 0) -> dict:
     _adam_check(r, adapter, step, spec, weights, ref_grads, masks)
     _dropout_checks(r, adapter, spec, sites)
     r.d["batch_matches"] = bool(same) and all(same)
-    if same and not all(same):
-        r.fail("the library's batch holds other graphs than the harness chose")
     return r.out()

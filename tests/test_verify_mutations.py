@@ -36,7 +36,13 @@ MUTATIONS = [
     ("test-mut-extra", "sage", "cora", ["trainable parameters 46,104 != canonical 46,103"]),
     ("test-mut-sage-sum", "sage", "cora", ["logits differ", "loss differs", "gradient of layers."]),
     ("test-mut-nohook", "gcn", "cora", ["hook gradients() missing"]),
+    ("test-mut-lr", "gcn", "cora", ["parameters after one SGD step differ"]),
+    ("test-mut-batch", "gin", "mutag", ["the library's batch holds other graphs (or another order)"]),
 ]
+# what each of these must not be blamed for (the quantity it gets right)
+NOT_BLAMED = {"test-mut-lr": ["gradient of", "loss differs", "logits differ"],
+              "test-mut-extra": ["gradient of", "loss differs", "logits differ", "dropout at"],
+              "test-mut-grad": ["loss differs", "logits differ", "dropout at"]}
 
 
 @pytest.mark.parametrize("lib,model,dataset,expect", MUTATIONS, ids=[f"{m[0]}-{m[1]}" for m in MUTATIONS])
@@ -47,4 +53,44 @@ def test_each_mutation_fails_verify_naming_what_differs(data_dir, lib, model, da
     assert "| failed " in row, row
     for text in expect:
         assert text in row, f"{text!r} not in {row}"
+    for text in NOT_BLAMED.get(lib, []):
+        assert text not in row, f"{text!r} in {row}"
     assert "Traceback" not in p.stdout + p.stderr
+
+
+# ---- how small a fault the checks see (in-process, on Cora) ----------------------------------------------
+@pytest.mark.parametrize("factor,fails", [(1.01, True), (1 + 1e-6, False)])
+def test_a_one_percent_gradient_error_fails(cora, factor, fails):
+    from gnnbench.adapters.testing import RefAdapter
+    from gnnbench.specs import get_spec
+    from gnnbench.verify import check
+
+    class Scaled(RefAdapter):
+        def gradients(self):
+            g = super().gradients()
+            return dict(g, **{"layers.1.weight": g["layers.1.weight"] * factor})
+    res = check(Scaled(), get_spec("gcn", "cora"), cora)
+    assert res["passed"] is not fails, res.get("error")
+    if fails:
+        assert res["error"].startswith("gradient of layers.1.weight differs (max rel 0.01 > 0.001)")
+
+
+@pytest.mark.parametrize("fault,expect", [("rate", "dropout at input.0: 51.0% zeros, expected 50% ±"),
+                                          ("scale", "dropout at input.0: survivors scaled 2.002, expected 1/(1-p) = 2")])
+def test_a_slightly_wrong_dropout_op_fails(cora, fault, expect):
+    """p 0.51 instead of 0.5, or survivors 0.1 % too large, in the library's own op alone."""
+    import numpy as np
+    from gnnbench.adapters.testing import RefAdapter
+    from gnnbench.specs import get_spec
+    from gnnbench.verify import check
+
+    class Off(RefAdapter):
+        def dropout_sample(self, site, shape):
+            if site != "input.0":
+                return super().dropout_sample(site, shape)
+            p = 0.51 if fault == "rate" else 0.5
+            keep = self.rng.random(shape) >= p
+            return (keep * (1 / (1 - p)) * (1.001 if fault == "scale" else 1.0)).astype(np.float32)
+    res = check(Off(), get_spec("gcn", "cora"), cora)
+    assert not res["passed"] and res["failures"] == [f for f in res["failures"] if f.startswith("dropout at input.0")]
+    assert any(f.startswith(expect) for f in res["failures"]), res["failures"]
