@@ -54,11 +54,13 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         spec = getattr(self, "spec", None)
         if spec is None:
             return []
-        out = [optimizer_note(spec)]
-        if spec.task != "graph":
-            out.append("features=sparse: x is a coalesced torch.sparse_coo_tensor fed to GCNConv; input dropout "
-                       "is F.dropout on its stored values only (the zeros stay zero)"
-                       if spec.features == "sparse" else "features=dense: x is a dense float32 tensor")
+        out = [optimizer_note(spec),
+               "features=sparse: x is a coalesced torch.sparse_coo_tensor fed to GCNConv; input dropout is "
+               "F.dropout on its stored values only (the zeros stay zero)"
+               if spec.features == "sparse" else "features=dense: x is a dense float32 tensor"]
+        if spec.task == "graph":
+            out.append("gin: GINConv(mlp, train_eps=False) on Batch.from_data_list batches (what PyG's DataLoader "
+                       "calls); the classifier's dropout is torch.nn.Dropout")
         out += [n for n in (getattr(self, "_note", None), getattr(self, "_model_note", None)) if n]
         return out
 

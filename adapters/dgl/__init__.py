@@ -106,8 +106,10 @@ class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         spec = getattr(self, "spec", None)
         if spec is not None:
             out.append(optimizer_note(spec))
-            if spec.task != "graph":
-                out.append("features=dense: feat is a dense float32 tensor (sparse features not offered)")
+            out.append("features=dense: feat is a dense float32 tensor (sparse features not offered)")
+            if spec.task == "graph":
+                out.append("gin: GINConv(mlp, 'sum', learn_eps=False) on dgl.batch batches (what GraphDataLoader "
+                           "does); the classifier's dropout is torch.nn.Dropout")
         if self._policy_note:
             out.append(self._policy_note)
         if spec is not None and spec.name in ("sage", "sage-sampled"):
