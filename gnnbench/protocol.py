@@ -30,7 +30,8 @@ configuration that is timed, dropout included, with the float64 NumPy reference)
 - ``set_dropout_masks(masks)``: ``masks`` maps each dropout site to a float32 0/1 keep-mask
   (1 = kept), or is None (the library's own dropout again). While masks are set, every dropout
   site in training mode computes ``x * mask / (1 - p)`` with the rate ``p`` the adapter uses at that
-  site (``spec.dropout``, ``spec.attn_dropout``), instead of drawing its own mask. Sites
+  site (``spec.dropout``, ``spec.attn_dropout``), instead of drawing its own mask. Every site is
+  in ``masks``, also one whose rate is 0 (its mask is all ones). Sites
   (``dropout_sites(spec, ...)`` in ``gnnbench.verify`` builds them):
 
   * ``input.<i>``: the input of layer ``i`` of a node model (gcn, gat, sage), shape [N, d_in(i)];
