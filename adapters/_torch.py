@@ -195,7 +195,6 @@ def masked_dropout(mask, site: str):
             vals = x.values() * mask[idx[0], idx[1]] / (1.0 - p) if p < 1 else x.values() * 0.0
             return torch.sparse_coo_tensor(idx, vals, x.shape, is_coalesced=True, check_invariants=False)
         return _apply_mask(x, mask, p, site)
-    drop.gnnbench_mask_site = site
     return drop
 
 
@@ -218,12 +217,14 @@ def masked_dropout_module(mask, p: float, site: str):
 
 def mask_tensors(masks: dict, expected: dict, device, name: str) -> dict:
     """Checks ``masks`` against this model's sites ``{site: shape}`` (None in a shape: any size) and
-    returns them as float32 tensors on ``device``. Unknown sites and wrong shapes are errors."""
+    returns them as float32 tensors on ``device``. Unknown or missing sites and wrong shapes are errors."""
     import torch
-    unknown = sorted(set(masks) - set(expected))
+    unknown, missing = sorted(set(masks) - set(expected)), sorted(set(expected) - set(masks))
     if unknown:
         raise ValueError(f"{name}: unknown dropout site(s) {', '.join(unknown)}; this model has "
                          f"{', '.join(expected) or 'none'}")
+    if missing:     # the protocol hands every site (all ones where p = 0): a missing one is a caller's error
+        raise ValueError(f"{name}: no dropout mask for site(s) {', '.join(missing)}")
     out = {}
     for site, m in masks.items():
         a = np.asarray(m, dtype=np.float32)

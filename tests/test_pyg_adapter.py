@@ -107,8 +107,12 @@ def test_bad_masks_are_refused(cora):
     a, spec = _prepared(cora, "gcn")
     with pytest.raises(ValueError, match="unknown dropout site.*attn.0"):
         a.set_dropout_masks({"attn.0": np.ones((3, 1), np.float32)})
+    good = draw_masks(a.dropout_sites(), spec)
     with pytest.raises(ValueError, match="input.1.*shape"):
-        a.set_dropout_masks({"input.1": np.ones((3, 16), np.float32)})
+        a.set_dropout_masks(dict(good, **{"input.1": np.ones((3, 16), np.float32)}))
+    with pytest.raises(ValueError, match="no dropout mask for site.*input.0"):
+        a.set_dropout_masks({"input.1": good["input.1"]})
+    a.set_dropout_masks(good)                                 # the full set is taken
 
 
 @pytest.mark.parametrize("policy", ["cached", "recompute"])
