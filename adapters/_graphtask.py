@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._torch import copy_, numpy_
+from ._torch import copy_, make_optimizer, mask_tensors, masked_dropout_module
+from ._torch import numpy_ as _numpy
 
 
 def gin_mlp(spec, din: int):
@@ -23,6 +24,9 @@ def gin_mlp(spec, din: int):
         mods.append(nn.BatchNorm1d(spec.hidden))
     mods += [nn.ReLU(), nn.Linear(spec.hidden, spec.hidden), nn.ReLU()]
     return nn.Sequential(*mods)
+
+
+HEAD_DROPOUT = 2      # index of the classifier's nn.Dropout in gin_head
 
 
 def gin_head(spec, num_classes: int):
@@ -72,7 +76,10 @@ def load_gin(spec, mlps, head, w: dict) -> None:
     copy_(head[3].bias, w["head.bias2"])
 
 
-def gin_parameters(spec, mlps, head) -> dict:
+def gin_parameters(spec, mlps, head, grad: bool = False) -> dict:
+    """The canonical layout of GIN's parameters (with ``grad``: of their gradients)."""
+    def numpy_(p, transpose=False):
+        return _numpy(p, transpose, grad)
     out = {}
     for i, mlp in enumerate(mlps):
         p = f"layers.{i}."
@@ -106,11 +113,11 @@ class GraphTaskMixin:
             raise ValueError(f"{self.name} adapter has no graph-task model '{spec.name}'")
         self.mlps = [gin_mlp(spec, gs.num_features if i == 0 else spec.hidden) for i in range(spec.layers)]
         self.head = gin_head(spec, gs.num_classes)
+        self._head_dropout = self.head[HEAD_DROPOUT]      # the library's own dropout module (verify hooks)
         self.model = self.build_gin(gs, spec, self.mlps, self.head)
         self.model.to(self.device)
         load_gin(spec, self.mlps, self.head, weights)
-        opt = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = opt(self.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+        self.optimizer = make_optimizer(self.model.parameters(), spec)
         self._loss = None
         self.all_batch = self.collate(np.arange(gs.num_graphs))     # evaluation only, not timed
         self.test_batch = self.collate(gs.test_idx)                  # what infer() runs on
@@ -143,5 +150,28 @@ class GraphTaskMixin:
             out[k] = float((pred[i] == self.y_all[i]).float().mean().cpu())
         return out
 
-    def gin_params(self) -> dict:
-        return gin_parameters(self.spec, self.mlps, self.head)
+    def gin_params(self, grad: bool = False) -> dict:
+        return gin_parameters(self.spec, self.mlps, self.head, grad)
+
+    # ---- verify hooks of GIN's one dropout site, ``head`` (the classifier's nn.Dropout, head[HEAD_DROPOUT]):
+    # a mask swaps that module for x * mask / (1 - p) until masks are cleared; the timed path is untouched
+    def gin_set_dropout_masks(self, masks) -> None:
+        orig = self._head_dropout
+        self.head[HEAD_DROPOUT] = orig
+        if not masks:
+            return
+        t = mask_tensors(masks, {"head": (None, self.spec.hidden)}, self.device, self.name)
+        self.head[HEAD_DROPOUT] = masked_dropout_module(t["head"], orig.p, "head")
+
+    def gin_dropout_sample(self, site: str, shape):
+        import torch
+        if site != "head":
+            raise ValueError(f"{self.name}: unknown dropout site '{site}'; GIN has head")
+        op = self._head_dropout                    # the library's own module, even while a mask is set
+        was = op.training
+        op.train()
+        try:
+            out = op(torch.ones(tuple(int(s) for s in shape), dtype=torch.float32, device=self.device))
+        finally:
+            op.train(was)
+        return out.detach().cpu().numpy()

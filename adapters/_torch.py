@@ -57,8 +57,7 @@ class TorchAdapter(Adapter):
         self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(self.device)
                     for k, m in (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
         self.train_idx, self.train_y = self.idx["train"], self.y[self.idx["train"]]
-        opt = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = opt(self.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+        self.optimizer = make_optimizer(self.model.parameters(), spec)
         self._loss = None
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -120,8 +119,17 @@ def copy_(param, array, transpose: bool = False) -> None:
         param.copy_(t)
 
 
-def numpy_(param, transpose: bool = False) -> np.ndarray:
-    a = param.detach().cpu().numpy()
+def numpy_(param, transpose: bool = False, grad: bool = False) -> np.ndarray:
+    """A parameter (or, with ``grad``, its gradient) as a numpy array; a parameter that took no part
+    in the last backward pass has gradient zero."""
+    if grad:
+        if param.grad is None:
+            import torch
+            a = torch.zeros_like(param).detach().cpu().numpy()
+        else:
+            a = param.grad.detach().cpu().numpy()
+    else:
+        a = param.detach().cpu().numpy()
     return np.ascontiguousarray(a.T if transpose else a)
 
 
@@ -146,3 +154,181 @@ def make_optimizer(params, spec):
 
 def optimizer_note(spec) -> str:
     return f"optimiser: torch.optim.{'Adam' if spec.optimizer == 'adam' else 'SGD'}({OPTIMIZER_IMPL}), as in every torch adapter"
+
+
+# ---- verify-only hooks (gnnbench.protocol) shared by the PyG and DGL adapters -----------------------
+# Nothing here runs in a timed step unless ``set_dropout_masks`` swapped it in: the models call their
+# dropout through a per-layer list of callables (``drops``) that holds the library's own op, and a
+# mask swaps one element of it (or one dropout module) for ``x * mask / (1 - p)``.
+
+def sparse_dropout(x, p: float, training: bool):
+    """Dropout on a sparse COO feature matrix: the stored values are dropped out (the zeros stay zero,
+    the same distribution as dense dropout), with ``F.dropout`` at rate ``p``."""
+    if not training:
+        return x
+    import torch
+    import torch.nn.functional as F
+    return torch.sparse_coo_tensor(x.indices(), F.dropout(x.values(), p=p, training=True), x.shape,
+                                   is_coalesced=True, check_invariants=False)
+
+
+def _apply_mask(x, mask, p: float, site: str):
+    if x.dim() > mask.dim():                       # e.g. DGL's attention [E, heads, 1]
+        mask = mask.reshape(tuple(mask.shape) + (1,) * (x.dim() - mask.dim()))
+    if tuple(x.shape) != tuple(mask.shape):
+        raise ValueError(f"dropout mask for site '{site}' has shape {tuple(mask.shape)}, "
+                         f"the tensor there {tuple(x.shape)}")
+    return x * mask / (1.0 - p) if p < 1 else x * 0.0
+
+
+def masked_dropout(mask, site: str):
+    """Stands in for ``F.dropout(x, p=p, training=t)`` (dense or sparse COO ``x``) with a fixed keep-mask."""
+    def drop(x, p, training):
+        if not training:
+            return x
+        if x.is_sparse:                            # sparse features: the mask at the stored entries
+            import torch
+            if tuple(x.shape) != tuple(mask.shape):
+                raise ValueError(f"dropout mask for site '{site}' has shape {tuple(mask.shape)}, "
+                                 f"the features {tuple(x.shape)}")
+            idx = x.indices()
+            vals = x.values() * mask[idx[0], idx[1]] / (1.0 - p) if p < 1 else x.values() * 0.0
+            return torch.sparse_coo_tensor(idx, vals, x.shape, is_coalesced=True, check_invariants=False)
+        return _apply_mask(x, mask, p, site)
+    return drop
+
+
+def masked_dropout_module(mask, p: float, site: str):
+    """An ``nn.Module`` that replaces a library's ``nn.Dropout(p)`` module: ``x * mask / (1 - p)`` in
+    training mode, the identity in eval mode (as ``nn.Dropout``)."""
+    import torch
+
+    class MaskedDropout(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p, self.site = p, site
+            self.mask = mask                       # a plain attribute: no buffer, no parameter
+
+        def forward(self, x):
+            return _apply_mask(x, self.mask, self.p, self.site) if self.training else x
+
+    return MaskedDropout()
+
+
+def mask_tensors(masks: dict, expected: dict, device, name: str) -> dict:
+    """Checks ``masks`` against this model's sites ``{site: shape}`` (None in a shape: any size) and
+    returns them as float32 tensors on ``device``. Unknown or missing sites and wrong shapes are errors."""
+    import torch
+    unknown, missing = sorted(set(masks) - set(expected)), sorted(set(expected) - set(masks))
+    if unknown:
+        raise ValueError(f"{name}: unknown dropout site(s) {', '.join(unknown)}; this model has "
+                         f"{', '.join(expected) or 'none'}")
+    if missing:     # the protocol hands every site (all ones where p = 0): a missing one is a caller's error
+        raise ValueError(f"{name}: no dropout mask for site(s) {', '.join(missing)}")
+    out = {}
+    for site, m in masks.items():
+        a = np.asarray(m, dtype=np.float32)
+        want = expected[site]
+        if a.ndim != len(want) or any(w is not None and w != s for w, s in zip(want, a.shape)):
+            raise ValueError(f"{name}: dropout mask for '{site}' has shape {a.shape}, expected "
+                             f"{tuple('*' if w is None else w for w in want)}")
+        out[site] = torch.from_numpy(np.ascontiguousarray(a)).to(device)
+    return out
+
+
+def canonical_attention_edges(edge_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) of GAT's attention edges in the canonical order of the ``attn.<i>`` masks: the columns
+    of ``edge_index``, then one self-loop per node in node order."""
+    loops = np.arange(n, dtype=np.int64)
+    return (np.concatenate([np.asarray(edge_index[0], np.int64), loops]),
+            np.concatenate([np.asarray(edge_index[1], np.int64), loops]))
+
+
+def edge_permutation(src, dst, canon_src, canon_dst, n: int) -> np.ndarray:
+    """``perm`` with library edge ``e`` == canonical edge ``perm[e]`` (a canonical mask permuted to the
+    library's edge order is ``mask[perm]``). Both lists must hold the same edges, each once."""
+    src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    ckey = np.asarray(canon_dst, np.int64) * n + np.asarray(canon_src, np.int64)
+    key = dst * n + src
+    order = np.argsort(ckey, kind="stable")
+    sk = ckey[order]
+    if sk.size > 1 and bool((sk[1:] == sk[:-1]).any()):
+        raise ValueError("the canonical edge list has duplicate edges: attention masks cannot be mapped")
+    pos = np.minimum(np.searchsorted(sk, key), max(sk.size - 1, 0))
+    if key.size != ckey.size or (key.size and not bool((sk[pos] == key).all())):
+        raise ValueError(f"the library's {key.size} attention edges are not the {ckey.size} canonical ones")
+    perm = order[pos]
+    if np.bincount(perm, minlength=ckey.size).max(initial=0) > 1:
+        raise ValueError("the library's attention edges repeat an edge")
+    return perm
+
+
+class TorchHooks:
+    """The verify hooks of the PyG and DGL adapters (native has its own): the library model's own
+    trainable count, gradients from ``.grad`` after the last backward pass (the optimiser steps of
+    ``torch.optim`` add weight decay to a copy, never to ``.grad``), and the dispatch of
+    ``set_dropout_masks`` / ``dropout_sample`` to the node model or to GIN's head.
+
+    An adapter using it provides ``canonical(grad)`` (its canonical layout of the node models),
+    ``drops`` / ``drop_ops`` (the per-layer input-dropout callables its forward calls, and the
+    library's own ones), ``attn_sites()`` / ``set_attn_masks(masks)`` / ``attn_dropout_sample(i, x)``
+    for GAT."""
+
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
+
+    def parameters(self) -> dict:
+        if _graph_task(self):
+            return self.gin_params()
+        return self.canonical(grad=False)
+
+    def gradients(self) -> dict:
+        if getattr(self, "_loss", None) is None:
+            raise RuntimeError(f"{self.name}: gradients() before any training step")
+        if _graph_task(self):
+            return self.gin_params(grad=True)
+        return self.canonical(grad=True)
+
+    def dropout_sites(self) -> dict:
+        """{site: shape} of this model (None: any size)."""
+        if _graph_task(self):
+            return {"head": (None, self.spec.hidden)}
+        n = self.num_nodes
+        sites = {f"input.{i}": (n, d) for i, d in enumerate(self.layer_inputs)}
+        if self.spec.name == "gat":
+            sites.update(self.attn_sites())
+        return sites
+
+    def set_dropout_masks(self, masks: dict | None) -> None:
+        if _graph_task(self):
+            return self.gin_set_dropout_masks(masks)
+        # the library's own dropout again everywhere, then the masks where given
+        self.drops[:] = self.drop_ops
+        if self.spec.name == "gat":
+            self.set_attn_masks(None)
+        if not masks:
+            return
+        t = mask_tensors(masks, self.dropout_sites(), self.device, self.name)
+        for site, m in t.items():
+            kind, _, i = site.partition(".")
+            if kind == "input":
+                self.drops[int(i)] = masked_dropout(m, site)
+        attn = {int(s.partition(".")[2]): m for s, m in t.items() if s.startswith("attn.")}
+        if attn:
+            self.set_attn_masks(attn)
+
+    def dropout_sample(self, site: str, shape):
+        if _graph_task(self):
+            return self.gin_dropout_sample(site, shape)
+        sites = self.dropout_sites()
+        if site not in sites:
+            raise ValueError(f"{self.name}: unknown dropout site '{site}'; this model has {', '.join(sites)}")
+        import torch
+        ones = torch.ones(tuple(int(s) for s in shape), dtype=torch.float32, device=self.device)
+        kind, _, i = site.partition(".")
+        if kind == "input":
+            op = self.drop_ops[int(i)]
+            if op is sparse_dropout:               # the sparse-feature op takes a sparse matrix
+                return op(ones.to_sparse(), p=self.spec.dropout, training=True).to_dense().cpu().numpy()
+            return op(ones, p=self.spec.dropout, training=True).detach().cpu().numpy()
+        return self.attn_dropout_sample(int(i), ones).detach().cpu().numpy()

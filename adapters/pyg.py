@@ -6,10 +6,19 @@ import numpy as np
 from gnnbench.protocol import Availability
 
 from ._graphtask import GraphTaskMixin, gin_net
-from ._torch import TorchAdapter, copy_, numpy_
+from ._torch import (TorchAdapter, TorchHooks, _apply_mask, canonical_attention_edges, copy_, edge_permutation,
+                     make_optimizer, numpy_, optimizer_note, sparse_dropout)
+
+SAGE_NOTE = ("sage: SAGEConv(aggr='mean') divides the neighbour sum by the in-degree count in every forward, "
+             "under both norm_policy values: it cannot take a precomputed 1/deg (its message takes no edge "
+             "weight, and its SparseTensor path drops the values, set_value(None))")
+SPARSE_WHY = ("PyG's public layers take a torch.sparse feature matrix only in GCNConv (PyG's own test_gcn_conv_with_"
+              "sparse_input_feature; 'not the case for all GNN operators', rusty1s, pyg#1635): SAGEConv aggregates "
+              "the raw features (NotImplementedError: aten::fill_ on SparseCPU), GATConv has no documented or "
+              "tested sparse-x path, GIN's MLP and the sampled loader gather dense rows")
 
 
-class PyGAdapter(GraphTaskMixin, TorchAdapter):
+class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
     name = "pyg"
     library = "torch-geometric"
     install_hint = "pip install 'gnnbench[pyg]'"
@@ -24,6 +33,14 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
             return Availability(False, reason=f"{type(exc).__name__}: {exc}", install_hint=self.install_hint)
         return Availability(True, torch_geometric.__version__)
 
+    feature_layouts = ("dense", "sparse")
+    sparse_features_why = SPARSE_WHY
+
+    def unsupported_spec(self, spec) -> str | None:
+        if getattr(spec, "features", "dense") == "sparse" and spec.name != "gcn":
+            return f"pyg: features=sparse not offered for {spec.name}: {SPARSE_WHY}"
+        return super().unsupported_spec(spec)
+
     def unsupported(self, model: str) -> str | None:
         if model == "sage-sampled":
             import torch_geometric.typing as t
@@ -34,7 +51,18 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
         return super().unsupported(model)
 
     def notes(self):
-        return [self._note] if getattr(self, "_note", None) else []
+        spec = getattr(self, "spec", None)
+        if spec is None:
+            return []
+        out = [optimizer_note(spec),
+               "features=sparse: x is a coalesced torch.sparse_coo_tensor fed to GCNConv; input dropout is "
+               "F.dropout on its stored values only (the zeros stay zero)"
+               if spec.features == "sparse" else "features=dense: x is a dense float32 tensor"]
+        if spec.task == "graph":
+            out.append("gin: GINConv(mlp, train_eps=False) on Batch.from_data_list batches (what PyG's DataLoader "
+                       "calls); the classifier's dropout is torch.nn.Dropout")
+        out += [n for n in (getattr(self, "_note", None), getattr(self, "_model_note", None)) if n]
+        return out
 
     def versions(self):
         import torch_geometric
@@ -73,15 +101,16 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
         self.loader = NeighborLoader(data, num_neighbors=fanouts(spec)[::-1], batch_size=spec.batch_size)
         self.convs = [SAGEConv(i, o, aggr="mean", root_weight=True)
                       for i, o in layer_dims(spec, graph.num_features, graph.num_classes)]
-        self.model = Net(self.convs, spec).to(self.device)
+        self._dropout_layout(spec, graph)
+        self.model = Net(self.convs, spec, self.drops).to(self.device)
         self.load_weights(weights)
         self.inputs = (x.to(self.device), ei.to(self.device), None)     # full graph: evaluate / infer
         self.y = y.to(self.device)
         self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(self.device) for k, m in
                     (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
-        opt = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = opt(self.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+        self.optimizer = make_optimizer(self.model.parameters(), spec)
         self._loss = None
+        self._model_note = SAGE_NOTE
         import torch_geometric.typing as t
         backend = "pyg-lib" if t.WITH_PYG_LIB else "torch-sparse"
         self._note = (f"sage-sampled: NeighborLoader.collate_fn + filter_fn on the harness's seed nodes (what "
@@ -124,11 +153,12 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
 
         from gnnbench.weights import gat_heads, layer_dims
 
-        x = torch.from_numpy(graph.x).to(device)
+        x = torch.from_numpy(graph.x)
+        # features=sparse: a coalesced COO matrix, what GCNConv's Linear multiplies (PyG's own sparse-x test)
+        x = (x.to_sparse().coalesce() if spec.features == "sparse" else x).to(device)
         edge_index = torch.from_numpy(graph.edge_index).to(device)
         dims = layer_dims(spec, graph.num_features, graph.num_classes)
         cached = spec.norm_policy == "cached"
-        self.notes_ = []
         if spec.name == "gcn":
             if cached:  # normalised adjacency computed once, here, as an edge weight
                 ei, ew = gcn_norm(edge_index, None, graph.num_nodes, add_self_loops=True)
@@ -136,6 +166,9 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
             else:
                 inputs = (x, edge_index, None)
             convs = [GCNConv(i, o, normalize=not cached) for i, o in dims]
+            self._model_note = ("gcn: norm_policy=cached: gcn_norm once in prepare, GCNConv(normalize=False) with "
+                                "the edge weights" if cached else
+                                "gcn: norm_policy=recompute: GCNConv(normalize=True) recomputes gcn_norm every forward")
         elif spec.name == "gat":
             ei = add_self_loops(edge_index, num_nodes=graph.num_nodes)[0] if cached else edge_index
             inputs = (x, ei, None)
@@ -143,13 +176,77 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
                              dropout=spec.attn_dropout, negative_slope=spec.negative_slope,
                              add_self_loops=not cached)
                      for k, (i, o) in enumerate(dims)]
+            self._model_note = ("gat: attention dropout is GATConv(dropout=attn_dropout), F.dropout in edge_update; "
+                                + ("self-loops added once in prepare (norm_policy=cached)" if cached else
+                                   "GATConv adds the self-loops every forward (norm_policy=recompute)"))
         elif spec.name == "sage":
             inputs = (x, edge_index, None)
             convs = [SAGEConv(i, o, aggr="mean", root_weight=True) for i, o in dims]
+            self._model_note = SAGE_NOTE
         else:
             raise ValueError(f"pyg adapter has no model '{spec.name}'")
         self.convs = convs
-        return Net(convs, spec), inputs
+        self._dropout_layout(spec, graph)
+        self._attn = None
+        return Net(convs, spec, self.drops), inputs
+
+    def _dropout_layout(self, spec, graph):
+        """The input-dropout op of each layer (the library's: F.dropout; on sparse features, F.dropout of
+        the stored values) in the list the model calls, and what the verify hooks need to know."""
+        import torch.nn.functional as F
+        from gnnbench.weights import layer_dims
+        dims = layer_dims(spec, graph.num_features, graph.num_classes)
+        self.drop_ops = [sparse_dropout if (k == 0 and spec.features == "sparse") else F.dropout
+                         for k in range(len(dims))]
+        self.drops = list(self.drop_ops)
+        self.num_nodes, self.layer_inputs = graph.num_nodes, [i for i, _ in dims]
+        self._edge_index_np = graph.edge_index
+
+    # ---- verify hooks of GAT's attention dropout: while a mask is set, GATConv's own dropout is 0 and an
+    # edge_update forward hook multiplies edge_update's output (the softmax) by mask / (1 - p), the same
+    # place in the computation; alpha's edges are permuted from the canonical order to PyG's
+    def attn_sites(self):
+        e = self._edge_index_np.shape[1] + self.num_nodes
+        return {f"attn.{k}": (e, conv.heads) for k, conv in enumerate(self.convs)}
+
+    def _attn_state(self):
+        if self._attn is None:
+            self._attn = {"p": [conv.dropout for conv in self.convs], "hooks": [], "perm": None}
+        return self._attn
+
+    def _attn_permutation(self):
+        """Canonical position of each edge of alpha, in the order PyG's GATConv sees them."""
+        import torch
+        from torch_geometric.utils import add_self_loops, remove_self_loops
+        ei = self.inputs[1]
+        if self.spec.norm_policy != "cached":      # what GATConv(add_self_loops=True) does every forward
+            ei = add_self_loops(remove_self_loops(ei)[0], num_nodes=self.num_nodes)[0]
+        src, dst = ei.cpu().numpy()
+        csrc, cdst = canonical_attention_edges(self._edge_index_np, self.num_nodes)
+        return torch.from_numpy(edge_permutation(src, dst, csrc, cdst, self.num_nodes)).to(self.device)
+
+    def set_attn_masks(self, masks):
+        st = self._attn_state()
+        for h in st["hooks"]:
+            h.remove()
+        st["hooks"] = []
+        for conv, p in zip(self.convs, st["p"]):
+            conv.dropout = p
+        if not masks:
+            return
+        if st["perm"] is None:
+            st["perm"] = self._attn_permutation()
+        for k, m in masks.items():
+            conv, p, mk = self.convs[k], st["p"][k], m[st["perm"]]
+            conv.dropout = 0.0
+
+            def hook(module, inputs, out, mk=mk, p=p, site=f"attn.{k}"):
+                return _apply_mask(out, mk, p, site) if module.training else None
+            st["hooks"].append(conv.register_edge_update_forward_hook(hook))
+
+    def attn_dropout_sample(self, k, ones):
+        import torch.nn.functional as F
+        return F.dropout(ones, p=self._attn_state()["p"][k], training=True)    # as GATConv.edge_update
 
     def _lin(self, conv):
         return conv.lin if getattr(conv, "lin", None) is not None else conv.lin_src
@@ -200,28 +297,29 @@ class PyGAdapter(GraphTaskMixin, TorchAdapter):
         return {"x": batch.x.cpu().numpy(), "edge_index": batch.edge_index.cpu().numpy(),
                 "batch": batch.batch.cpu().numpy()}
 
-    def parameters(self):
-        if self.spec.task == "graph":
-            return self.gin_params()
+    def canonical(self, grad: bool = False) -> dict:
+        """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
         out = {}
         for k, conv in enumerate(self.convs):
             p = f"layers.{k}."
             if self.spec.name == "gcn":
-                out[p + "weight"] = numpy_(conv.lin.weight, True)
-                out[p + "bias"] = numpy_(conv.bias)
+                out[p + "weight"] = numpy_(conv.lin.weight, True, grad)
+                out[p + "bias"] = numpy_(conv.bias, grad=grad)
             elif self.spec.name == "gat":
-                out[p + "weight"] = numpy_(self._lin(conv).weight, True)
-                out[p + "att_src"] = numpy_(conv.att_src).reshape(conv.heads, -1)
-                out[p + "att_dst"] = numpy_(conv.att_dst).reshape(conv.heads, -1)
-                out[p + "bias"] = numpy_(conv.bias)
+                out[p + "weight"] = numpy_(self._lin(conv).weight, True, grad)
+                out[p + "att_src"] = numpy_(conv.att_src, grad=grad).reshape(conv.heads, -1)
+                out[p + "att_dst"] = numpy_(conv.att_dst, grad=grad).reshape(conv.heads, -1)
+                out[p + "bias"] = numpy_(conv.bias, grad=grad)
             else:
-                out[p + "weight_neigh"] = numpy_(conv.lin_l.weight, True)
-                out[p + "bias"] = numpy_(conv.lin_l.bias)
-                out[p + "weight_root"] = numpy_(conv.lin_r.weight, True)
+                out[p + "weight_neigh"] = numpy_(conv.lin_l.weight, True, grad)
+                out[p + "bias"] = numpy_(conv.lin_l.bias, grad=grad)
+                out[p + "weight_root"] = numpy_(conv.lin_r.weight, True, grad)
         return out
 
 
-def Net(convs, spec):
+def Net(convs, spec, drops):
+    """PyG's example model; ``drops[k]`` is layer k's input dropout (F.dropout, called as PyG's examples do;
+    a list so that verify can swap in a fixed mask without touching the timed path)."""
     import torch
     import torch.nn.functional as F
 
@@ -235,7 +333,7 @@ def Net(convs, spec):
         def forward(self, x, edge_index, edge_weight=None):
             last = len(self.convs) - 1
             for k, conv in enumerate(self.convs):
-                x = F.dropout(x, p=spec.dropout, training=self.training)
+                x = drops[k](x, p=spec.dropout, training=self.training)
                 x = conv(x, edge_index) if edge_weight is None else conv(x, edge_index, edge_weight)
                 if k < last:
                     x = act(x)

@@ -214,3 +214,104 @@ def test_training_is_seeded_and_learns_cora(cora):
     acc = trained.evaluate()
     assert set(acc) == {"train", "val", "test"}
     assert acc["test"] > 0.5, acc             # chance is ~0.14
+
+
+# ---- verify hooks (injected dropout masks, gradients, DGL's own dropout, trainable count) ------------------
+def _prepared(graph, model, seed=0, lib=DGLAdapter, **overrides):
+    spec = get_spec(model, "cora", overrides)
+    a = lib()
+    a.prepare(graph, spec, "cpu", seed, init_weights(spec, graph.num_features, graph.num_classes, 0))
+    return a, spec
+
+
+def _masks(spec, graph):
+    from gnnbench.verify import draw_masks, dropout_sites
+    return draw_masks(spec, dropout_sites(spec, graph), 0)
+
+
+def test_masks_swap_dgl_dropout_modules_and_restore_them(cora):
+    import torch.nn.functional as F
+    a, spec = _prepared(cora, "gat")
+    own = [c.attn_drop for c in a.convs]
+    assert all(type(m).__name__ == "Dropout" and m.p == spec.attn_dropout for m in own)
+    a.set_dropout_masks(_masks(spec, cora))
+    assert all(c.attn_drop is not m for c, m in zip(a.convs, own)) and F.dropout not in a.drops
+    a.train_step()
+    a.set_dropout_masks(None)
+    assert [c.attn_drop for c in a.convs] == own and all(op is F.dropout for op in a.drops)
+    assert a.num_parameters() == sum(p.numel() for p in a.model.parameters())
+
+
+def test_same_masks_same_step_in_pyg_and_dgl(cora):
+    """Two libraries, the same injected masks (attention included): the same loss and gradients."""
+    from gnnbench.adapters.pyg import PyGAdapter
+    out = []
+    for lib in (PyGAdapter, DGLAdapter):
+        a, spec = _prepared(cora, "gat", lib=lib, norm_policy="recompute", seed=3 if lib is DGLAdapter else 0)
+        a.set_dropout_masks(_masks(spec, cora))
+        a.train_step()
+        out.append((a.last_loss(), a.gradients()))
+    (lp, gp), (ld, gd) = out
+    assert abs(lp - ld) < 1e-6
+    for k in gp:
+        np.testing.assert_allclose(gd[k], gp[k], rtol=1e-4, atol=1e-7, err_msg=k)
+
+
+def test_attention_mask_reaches_the_dgl_edge_it_names(cora):
+    import torch
+    a, spec = _prepared(cora, "gat")
+    ones = {s: np.ones(m.shape, np.float32) for s, m in _masks(spec, cora).items()}
+    e = 4321
+    s_, t_ = cora.edge_index[:, e]
+    cut = dict(ones, **{"attn.0": ones["attn.0"].copy()})
+    cut["attn.0"][e] = 0.0
+    g, x, _ = a.inputs
+    outs = []
+    for m in (ones, cut):
+        a.set_dropout_masks(m)
+        a.model.train()
+        with torch.no_grad():
+            outs.append(a.convs[0](g, x).numpy())
+    assert np.flatnonzero(np.abs(outs[0] - outs[1]).reshape(cora.num_nodes, -1).max(1) > 0).tolist() == [t_]
+    assert s_ != t_
+
+
+@pytest.mark.parametrize("model,dataset", [("gin", "mutag"), ("sage-sampled", "cora")])
+def test_verify_passes_with_dropout_on_gin_and_sampled(data_dir, model, dataset):
+    from gnnbench.datasets import load_graph
+    spec = get_spec(model, dataset)
+    if model == "gin":
+        graph = load_graph(dataset, data_dir, node_attributes=spec.node_attributes, fold=spec.fold,
+                           num_folds=spec.num_folds)
+    else:
+        graph = load_graph(dataset, data_dir, normalize_features=spec.normalize_features)
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # as `gnnbench verify` runs GIN (batch norm's backward amplifies rounding)
+    try:
+        r = check(DGLAdapter(), spec, graph)
+    finally:
+        torch.set_num_threads(threads)
+    assert r["passed"], r
+    if model == "gin":
+        assert r["grads_max_rel"] < 1e-3 and r["dropout"]["head"]["p"] == spec.dropout
+        assert r["num_parameters"] == r["canonical_parameters"]
+
+
+@pytest.mark.parametrize("wrong", ["ignore input mask", "ignore attention mask", "attention at p/2"])
+def test_verify_fails_when_the_mask_path_is_wrong(cora, monkeypatch, wrong):
+    """A mask path that ignores the harness's mask (or scales it by another rate) must fail verify."""
+    import torch.nn.functional as F
+    from gnnbench.adapters import _torch
+    import gnnbench.adapters.dgl as dgl_adapter
+    if wrong == "ignore input mask":
+        monkeypatch.setattr(_torch, "masked_dropout", lambda mask, site: F.dropout)
+    elif wrong == "ignore attention mask":
+        monkeypatch.setattr(dgl_adapter, "masked_dropout_module",
+                            lambda mask, p, site: _torch.masked_dropout_module(mask * 0 + 1, p, site))
+    else:
+        monkeypatch.setattr(dgl_adapter, "masked_dropout_module",
+                            lambda mask, p, site: _torch.masked_dropout_module(mask, p / 2, site))
+    r = check(DGLAdapter(), get_spec("gat", "cora"), cora)
+    assert not r["passed"]
+    assert "loss differs" in r["error"] and "gradient of" in r["error"], r["error"]

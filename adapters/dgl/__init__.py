@@ -19,7 +19,16 @@ there); the child process gets ``DGLBACKEND=pytorch``.
 - GAT self-loops are added once in ``prepare`` under both policies: DGL's
   ``GATConv`` has no option to add them per forward.
 - SAGE: ``SAGEConv('mean')`` has no graph-only precomputation; both policies
-  run the same code.
+  run the same code: its ``fn.mean`` reduce divides by the in-degree in every
+  forward, and an ``edge_weight`` only multiplies the messages before that mean,
+  so a precomputed 1/deg cannot replace the division.
+
+Features are dense (``features: sparse`` is not offered, see ``SPARSE_WHY``).
+Input dropout is ``F.dropout`` in the model, called through a per-layer list
+(``drops``) so that ``gnnbench verify`` can swap a fixed mask in; GAT's attention
+dropout is ``GATConv.attn_drop`` (an ``nn.Dropout``), swapped for a masked module
+while verify's masks are set. Edge ids follow the order the graph was built in
+(the canonical columns, then ``add_self_loop``'s loops in node order).
 
 Mapping onto the canonical layout (``gnnbench.weights``):
 
@@ -41,17 +50,27 @@ import numpy as np
 from gnnbench.protocol import Availability
 
 from .._graphtask import GraphTaskMixin, gin_net
-from .._torch import TorchAdapter, copy_, numpy_
+from .._torch import (TorchAdapter, TorchHooks, canonical_attention_edges, copy_, edge_permutation, make_optimizer,
+                      masked_dropout_module, numpy_, optimizer_note)
 from . import _import
 
 POLICIES = ("cached", "recompute")
+SAGE_NOTE = ("sage: SAGEConv('mean') divides the neighbour sum by the in-degree (fn.mean) in every forward, "
+             "under both norm_policy values: it cannot take a precomputed 1/deg (edge_weight only scales the "
+             "messages before the mean)")
+SPARSE_WHY = ("DGL's GraphConv, GATConv and SAGEConv document feat as a dense torch.Tensor of shape (N, D_in) and "
+              "offer no sparse-feature input (GraphConv(norm='both') scales feat by a degree vector, GATConv "
+              "passes it through feat_drop, SAGEConv message-passes it as node data); dgl.sparse is an "
+              "adjacency API, not a layer input")
 
 
-class DGLAdapter(GraphTaskMixin, TorchAdapter):
+class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
     name = "dgl"
     library = "dgl"
     install_hint = "pip install 'gnnbench[dgl]'"
     models = ("gcn", "gat", "sage", "gin", "sage-sampled")
+    feature_layouts = ("dense",)
+    sparse_features_why = SPARSE_WHY
 
     def __init__(self):
         self._stubbed: bool | None = None
@@ -84,8 +103,17 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
         if self._stubbed:
             reason = _import.stub_reason()
             out.append(_import.STUB_NOTE + (f": {reason}" if reason else ""))
+        spec = getattr(self, "spec", None)
+        if spec is not None:
+            out.append(optimizer_note(spec))
+            out.append("features=dense: feat is a dense float32 tensor (sparse features not offered)")
+            if spec.task == "graph":
+                out.append("gin: GINConv(mlp, 'sum', learn_eps=False) on dgl.batch batches (what GraphDataLoader "
+                           "does); the classifier's dropout is torch.nn.Dropout")
         if self._policy_note:
             out.append(self._policy_note)
+        if spec is not None and spec.name in ("sage", "sage-sampled"):
+            out.append(SAGE_NOTE)
         return out
 
     def set_threads(self, n: int) -> None:
@@ -118,10 +146,10 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
         self.y = torch.from_numpy(graph.y).to(self.device)
         self.convs = [SAGEConv(i, o, "mean") for i, o in layer_dims(spec, graph.num_features, graph.num_classes)]
         self.model = torch.nn.ModuleList(self.convs).to(self.device)
+        self._dropout_layout(spec, graph)
         self.load_weights(weights)
         self.sampler = dgl.dataloading.NeighborSampler(fanouts(spec))
-        opt = torch.optim.Adam if spec.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = opt(self.model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+        self.optimizer = make_optimizer(self.model.parameters(), spec)
         self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(self.device) for k, m in
                     (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
         self._loss = None
@@ -131,9 +159,9 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
 
     def _sage_forward(self, graphs, h, training: bool):
         import torch.nn.functional as F
-        last = len(self.convs) - 1
+        last, drops = len(self.convs) - 1, self.drops
         for k, (conv, blk) in enumerate(zip(self.convs, graphs)):
-            h = F.dropout(h, p=self.spec.dropout, training=training)
+            h = drops[k](h, p=self.spec.dropout, training=training)
             h = conv(blk, h)
             if k < last:
                 h = F.relu(h)
@@ -189,7 +217,7 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
                                  + ("" if cached else "; zero-in-degree check every forward"))
         elif spec.name == "sage":
             convs = [SAGEConv(i, o, "mean") for i, o in dims]
-            self._policy_note = None
+            self._policy_note = None        # SAGE_NOTE, added by notes()
         else:
             raise ValueError(f"dgl adapter has no model '{spec.name}'")
         if cached and spec.name in ("gcn", "gat") and bool((g.in_degrees() == 0).any()):
@@ -203,8 +231,50 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
         if edge_weight is not None:
             edge_weight = edge_weight.to(device)
         self.convs = convs
-        self.net = Net(convs, spec, graph.num_classes)
+        self._dropout_layout(spec, graph)
+        self._attn_drop = [conv.attn_drop for conv in convs] if spec.name == "gat" else []
+        self._attn_perm = None
+        self.net = Net(convs, spec, graph.num_classes, self.drops)
         return self.net, (g, x, edge_weight)
+
+    def _dropout_layout(self, spec, graph):
+        """Layer k's input dropout (F.dropout, as DGL's examples call it) in the list the forward reads."""
+        import torch.nn.functional as F
+        from gnnbench.weights import layer_dims
+        dims = layer_dims(spec, graph.num_features, graph.num_classes)
+        self.drop_ops = [F.dropout] * len(dims)
+        self.drops = list(self.drop_ops)
+        self.num_nodes, self.layer_inputs = graph.num_nodes, [i for i, _ in dims]
+        self._edge_index_np = graph.edge_index
+
+    # ---- verify hooks of GAT's attention dropout: GATConv applies self.attn_drop (nn.Dropout) to the edge
+    # softmax [E, heads, 1]; a mask swaps that module for a masked one, permuted to DGL's edge ids
+    def attn_sites(self):
+        e = self._edge_index_np.shape[1] + self.num_nodes
+        return {f"attn.{k}": (e, conv._num_heads) for k, conv in enumerate(self.convs)}
+
+    def set_attn_masks(self, masks):
+        import torch
+        for conv, orig in zip(self.convs, self._attn_drop):
+            conv.attn_drop = orig
+        if not masks:
+            return
+        if self._attn_perm is None:
+            src, dst = (t.cpu().numpy() for t in self.inputs[0].edges(order="eid"))
+            csrc, cdst = canonical_attention_edges(self._edge_index_np, self.num_nodes)
+            perm = edge_permutation(src, dst, csrc, cdst, self.num_nodes)
+            self._attn_perm = torch.from_numpy(perm).to(self.device)
+        for k, m in masks.items():
+            self.convs[k].attn_drop = masked_dropout_module(m[self._attn_perm], self._attn_drop[k].p, f"attn.{k}")
+
+    def attn_dropout_sample(self, k, ones):
+        op = self._attn_drop[k]                    # DGL's own nn.Dropout of that layer
+        was = op.training
+        op.train()
+        try:
+            return op(ones)
+        finally:
+            op.train(was)
 
     def load_weights(self, w):
         for k, conv in enumerate(self.convs):
@@ -287,29 +357,28 @@ class DGLAdapter(GraphTaskMixin, TorchAdapter):
         return {"x": bg.ndata["x"].cpu().numpy(), "edge_index": np.stack([src.cpu().numpy(), dst.cpu().numpy()]),
                 "batch": np.repeat(np.arange(sizes.size), sizes)}
 
-    def parameters(self):
-        if self.spec.task == "graph":
-            return self.gin_params()
+    def canonical(self, grad: bool = False) -> dict:
+        """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
         out = {}
         for k, conv in enumerate(self.convs):
             p = f"layers.{k}."
             if self.spec.name == "gcn":
-                out[p + "weight"] = numpy_(conv.weight)
-                out[p + "bias"] = numpy_(conv.bias)
+                out[p + "weight"] = numpy_(conv.weight, grad=grad)
+                out[p + "bias"] = numpy_(conv.bias, grad=grad)
             elif self.spec.name == "gat":
                 heads = conv.attn_l.shape[1]
-                out[p + "weight"] = numpy_(conv.fc.weight, True)
-                out[p + "att_src"] = numpy_(conv.attn_l).reshape(heads, -1)
-                out[p + "att_dst"] = numpy_(conv.attn_r).reshape(heads, -1)
-                out[p + "bias"] = numpy_(self._gat_bias(k))
+                out[p + "weight"] = numpy_(conv.fc.weight, True, grad)
+                out[p + "att_src"] = numpy_(conv.attn_l, grad=grad).reshape(heads, -1)
+                out[p + "att_dst"] = numpy_(conv.attn_r, grad=grad).reshape(heads, -1)
+                out[p + "bias"] = numpy_(self._gat_bias(k), grad=grad)
             else:
-                out[p + "weight_neigh"] = numpy_(conv.fc_neigh.weight, True)
-                out[p + "weight_root"] = numpy_(conv.fc_self.weight, True)
-                out[p + "bias"] = numpy_(conv.fc_self.bias)
+                out[p + "weight_neigh"] = numpy_(conv.fc_neigh.weight, True, grad)
+                out[p + "weight_root"] = numpy_(conv.fc_self.weight, True, grad)
+                out[p + "bias"] = numpy_(conv.fc_self.bias, grad=grad)
         return out
 
 
-def Net(convs, spec, num_classes):
+def Net(convs, spec, num_classes, drops):
     import torch
     import torch.nn.functional as F
 
@@ -325,7 +394,7 @@ def Net(convs, spec, num_classes):
         def forward(self, g, x, edge_weight=None):
             last = len(self.convs) - 1
             for k, conv in enumerate(self.convs):
-                x = F.dropout(x, p=spec.dropout, training=self.training)
+                x = drops[k](x, p=spec.dropout, training=self.training)   # F.dropout (verify may swap it)
                 if spec.name == "gcn":
                     x = conv(g, x, edge_weight=edge_weight)
                 elif spec.name == "gat":
