@@ -523,6 +523,10 @@ def _header(cell: Cell, cfg: RunConfig, run_id: str, started: dict | None, attem
 
 def _lost_record(ray, cell, attempt, cfg, run_id, tracker, t0, retries, said) -> dict:
     started = _where(ray, tracker, cell)
+    if started is None:     # its start report never reached the driver: Ray's error still names the node
+        import re
+        m = re.search(r"node ID: ([0-9a-f]{16,})", said)
+        started = {"id": m.group(1), "hostname": "hostname not reported"} if m else None
     who = f"{started['id']} ({started['hostname']})" if started else "the node it was placed on (it had not started)"
     tries = f" after {attempt + 1} attempts" if attempt else ""
     return _header(cell, cfg, run_id, started, attempt, t0, status="failed",

@@ -7,6 +7,7 @@ already measured. Nothing is ever dropped: a torn last line (a writer killed mid
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -60,6 +61,7 @@ def check_results_path(out: Path, reports=()) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WriteError(f"cannot create the folder of results file {out}: {exc.strerror}") from None
+    existed = out.exists()
     try:
         fd = _open_locked(out)
         try:
@@ -68,6 +70,9 @@ def check_results_path(out: Path, reports=()) -> None:
             os.close(fd)
     except OSError as exc:
         raise WriteError(f"cannot write results file {out}: {exc.strerror or exc}") from None
+    if not existed:     # writable: the first record creates it (a run refused later leaves no empty file)
+        with contextlib.suppress(OSError):
+            out.unlink()
 
 
 def _finite(obj, path="", bad=None):
