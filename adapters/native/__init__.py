@@ -35,7 +35,7 @@ import numpy as np
 
 from gnnbench.protocol import Availability
 
-from .._graphtask import GraphTaskMixin, gin_net
+from .._graphtask import GraphTaskMixin, gin_net, gin_parameters
 from .._torch import TorchAdapter, make_optimizer
 from .sampled import SampledSAGEMixin
 
@@ -375,7 +375,7 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         """Gradients of the last step's cross-entropy (the optimiser adds weight decay itself and
         leaves .grad as it is), in the canonical layout."""
         if self.spec.task == "graph":
-            return _gin_grads(self.spec, self.mlps, self.head)
+            return gin_parameters(self.spec, self.mlps, self.head, grad=True)
         out = {}
         for k, v in self.params.items():
             out[k] = (np.zeros(tuple(v.shape), np.float32) if v.grad is None
@@ -507,29 +507,3 @@ class _MaskDropout:
                 return x * self.mask / (1.0 - self.p)
 
         return MaskDropout()
-
-
-def _gin_grads(spec, mlps, head) -> dict:
-    """Gradients of GIN's parameters in the canonical layout (as _graphtask.gin_parameters lays out
-    the parameters: Linear weights transposed to in x out)."""
-    def g(param, transpose=False):
-        a = (np.zeros(tuple(param.shape), np.float32) if param.grad is None
-             else param.grad.detach().cpu().numpy())
-        return np.ascontiguousarray(a.T if transpose else a)
-    out = {}
-    for i, mlp in enumerate(mlps):
-        p = f"layers.{i}."
-        lin1, lin2 = mlp[0], mlp[-2]
-        out[p + "weight1"] = g(lin1.weight, True)
-        if spec.batch_norm:
-            out[p + "bn_weight"] = g(mlp[1].weight)
-            out[p + "bn_bias"] = g(mlp[1].bias)
-        else:
-            out[p + "bias1"] = g(lin1.bias)
-        out[p + "weight2"] = g(lin2.weight, True)
-        out[p + "bias2"] = g(lin2.bias)
-    out["head.weight1"] = g(head[0].weight, True)
-    out["head.bias1"] = g(head[0].bias)
-    out["head.weight2"] = g(head[3].weight, True)
-    out["head.bias2"] = g(head[3].bias)
-    return out
