@@ -240,6 +240,24 @@ def test_dropout_determinism(lib):
     assert torch.count_nonzero(lib.epilogue(X, None, ACT_NONE, 1.0, 7, 3)) == 0  # p = 1: all dropped
 
 
+def test_dropout_mask_is_the_documented_hash(lib):
+    """The dense dropout kernels (forward and backward, all row widths, float and double) keep
+    exactly the elements whose draw rand32(key, idx) is >= round(p * 2^32): the 32-bit-lane fast
+    path must not change a single draw."""
+    seed, ctr, p = 4242, 9, 0.6
+    th = round(p * 2**32)
+    for n, f in ((2708, 1433), (37, 8), (5, 3), (3, 3703)):
+        draws = lib.rand_u32(n * f, seed, ctr).to(torch.int64) & 0xFFFFFFFF
+        want = (draws >= th).reshape(n, f)
+        for dtype in (torch.float32, torch.float64):
+            X = torch.rand(n, f, dtype=dtype) + 0.5
+            Y = lib.epilogue(X, None, ACT_NONE, p, seed, ctr)
+            assert torch.equal(Y != 0, want), (n, f, dtype)
+            torch.testing.assert_close(Y[want], X[want] / (1 - p))
+            G = lib.epilogue_bwd(Y, torch.ones_like(X), ACT_NONE, p, seed, ctr)
+            assert torch.equal(G != 0, want), (n, f, dtype)
+
+
 def test_rng_uniform(lib):
     u = lib.rand_u32(1 << 20, 99, 0).double() / 2**32
     assert abs(u.mean().item() - 0.5) < 0.002

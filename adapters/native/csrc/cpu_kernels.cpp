@@ -63,6 +63,45 @@ inline double vexp(double x) { return std::exp(x); }
 inline float vexpm1(float x) { return vexp(x) - 1.0f; }     // used for x <= 0 (ELU): abs error ~6e-8
 inline double vexpm1(double x) { return std::expm1(x); }
 
+// v if k, else +0.0, as a bit mask: GCC does not if-convert "k ? v : 0" in a loop that also
+// hashes (it reports control flow and stays scalar, 7x slower on the dense input dropout);
+// an AND with a 0/~0 mask vectorises.
+template <typename T> struct Bits;
+template <> struct Bits<float> { typedef uint32_t U; };
+template <> struct Bits<double> { typedef uint64_t U; };
+template <typename T>
+inline T keep_or_zero(T v, bool k) {
+  typename Bits<T>::U b;
+  std::memcpy(&b, &v, sizeof b);
+  b &= -static_cast<typename Bits<T>::U>(k);
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+// dst[f] = s * src[f] where element base + f of site d is kept, else 0 (d active, not all;
+// src may be dst).  Within a row that does not cross a 2^32 boundary of the element index the
+// high word of rand32's input is constant, so the hash runs on 32-bit lanes (8 per AVX2 vector
+// instead of 4): the same draws as rand32(d.key, base + f), bit for bit.
+template <typename T>
+inline void drop_row(const T* src, T* dst, int64_t F, T s, const Drop& d, uint64_t base) {
+  const uint32_t th = d.thresh;
+#if defined(GNB_MASKED)
+  if (d.bits) {
+    for (int64_t f = 0; f < F; ++f) dst[f] = keep_or_zero(src[f] * s, d.bits[base + f] >= th);
+    return;
+  }
+#endif
+  const uint32_t lo = static_cast<uint32_t>(base);
+  if (static_cast<uint64_t>(lo) + static_cast<uint64_t>(F) <= 0x100000000ULL) {
+    const uint32_t k0 = static_cast<uint32_t>(d.key);
+    const uint32_t k1 = static_cast<uint32_t>(d.key >> 32) ^ (static_cast<uint32_t>(base >> 32) * 0x9E3779B9U);
+    for (int64_t f = 0; f < F; ++f)
+      dst[f] = keep_or_zero(src[f] * s, mix32(mix32((lo + static_cast<uint32_t>(f)) ^ k0) ^ k1) >= th);
+  } else {
+    for (int64_t f = 0; f < F; ++f) dst[f] = keep_or_zero(src[f] * s, rand32(d.key, base + f) >= th);
+  }
+}
+
 template <typename T>
 inline void epilogue_row(T* __restrict y, int64_t F, int act, const Drop& d, uint64_t base) {
   if (act == ACT_RELU) {
@@ -78,10 +117,7 @@ inline void epilogue_row(T* __restrict y, int64_t F, int act, const Drop& d, uin
     for (int64_t f = 0; f < F; ++f) y[f] = T(0);
     return;
   }
-  const T s = static_cast<T>(d.scale);
-  const uint64_t key = d.key;
-  const uint32_t th = d.thresh;
-  for (int64_t f = 0; f < F; ++f) y[f] = GNB_DRAW(d, key, base + f) >= th ? y[f] * s : T(0);
+  drop_row(y, y, F, static_cast<T>(d.scale), d, base);
 }
 
 // Prefetch a feature row (bytes) that a later iteration will read at random.
@@ -327,6 +363,10 @@ void epilogue(const T* X, int64_t ldx, const T* bias, T* Y, int64_t N, int64_t F
   for (int64_t i = 0; i < N; ++i) {
     const T* __restrict x = X + i * ldx;
     T* __restrict y = Y + i * F;
+    if (!bias && act == ACT_NONE && d.active && !d.all) {   // plain dropout (input features): one pass
+      drop_row(x, y, F, static_cast<T>(d.scale), d, static_cast<uint64_t>(i) * F);
+      continue;
+    }
     if (bias) {
       for (int64_t f = 0; f < F; ++f) y[f] = x[f] + bias[f];
     } else {
@@ -367,13 +407,10 @@ void epilogue_bwd(const T* Y, const T* G, T* O, int64_t N, int64_t F, int act, D
       for (int64_t f = 0; f < F; ++f) o[f] = g[f] * s;
     }
     if (d.active) {
-      const uint64_t base = static_cast<uint64_t>(i) * F;
-      const uint64_t key = d.key;
-      const uint32_t th = d.thresh;
       if (d.all) {
         for (int64_t f = 0; f < F; ++f) o[f] = T(0);
       } else {
-        for (int64_t f = 0; f < F; ++f) o[f] = GNB_DRAW(d, key, base + f) >= th ? o[f] : T(0);
+        drop_row(o, o, F, T(1), d, static_cast<uint64_t>(i) * F);
       }
     }
   }
