@@ -23,7 +23,7 @@ bench: install
 	GNNBENCH_DATA=$(DATA) $(BIN)/gnnbench run --suite quick
 
 test: install
-	GNNBENCH_DATA=$(DATA) $(BIN)/python -m pytest -q tests
+	GNNBENCH_DATA=$(DATA) $(BIN)/python -m pytest -q --durations=15 tests
 
 overhead: install
 	GNNBENCH_DATA=$(DATA) $(BIN)/python benchmarks/overhead.py

@@ -121,7 +121,6 @@ class GraphTaskMixin:
         self._loss = None
         self.all_batch = self.collate(np.arange(gs.num_graphs))     # evaluation only, not timed
         self.test_batch = self.collate(gs.test_idx)                  # what infer() runs on
-        self.y_all = torch.from_numpy(gs.y).to(self.device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
 
@@ -140,15 +139,6 @@ class GraphTaskMixin:
         self.model.eval()
         with torch.no_grad():
             return self.model(batch)
-
-    def evaluate_graphs(self) -> dict[str, float]:
-        import torch
-        pred = self._graph_logits(self.all_batch).argmax(dim=1)
-        out = {}
-        for k, idx in (("train", self.gs.train_idx), ("test", self.gs.test_idx)):
-            i = torch.from_numpy(idx).to(self.device)
-            out[k] = float((pred[i] == self.y_all[i]).float().mean().cpu())
-        return out
 
     def gin_params(self, grad: bool = False) -> dict:
         return gin_parameters(self.spec, self.mlps, self.head, grad)

@@ -165,11 +165,6 @@ class TFGraphTaskMixin:
     def train_batch(self, batch) -> None:
         self._loss = self._gstep(batch)
 
-    def evaluate_graphs(self) -> dict[str, float]:
-        pred = self._geval(self.all_batch).numpy().argmax(axis=1)
-        return {k: float((pred[i] == self.gs.y[i]).mean())
-                for k, i in (("train", self.gs.train_idx), ("test", self.gs.test_idx))}
-
     def infer_graphs(self) -> None:
         self._geval(self.test_batch)
 

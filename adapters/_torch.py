@@ -54,9 +54,8 @@ class TorchAdapter(Adapter):
         self.model.to(self.device)
         self.load_weights(weights)
         self.y = torch.from_numpy(graph.y).to(self.device)
-        self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(self.device)
-                    for k, m in (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
-        self.train_idx, self.train_y = self.idx["train"], self.y[self.idx["train"]]
+        self.train_idx = torch.from_numpy(np.flatnonzero(graph.train_mask)).to(self.device)
+        self.train_y = self.y[self.train_idx]
         self.optimizer = make_optimizer(self.model.parameters(), spec)
         self._loss = None
         if self.device.type == "cuda":
@@ -80,12 +79,6 @@ class TorchAdapter(Adapter):
         self.model.eval()
         with torch.no_grad():
             return self.model(*self.inputs)
-
-    def evaluate(self):
-        if _graph_task(self):
-            return self.evaluate_graphs()
-        pred = self._eval_logits().argmax(dim=1)
-        return {k: float((pred[i] == self.y[i]).float().mean().cpu()) for k, i in self.idx.items()}
 
     def infer(self):
         if _graph_task(self):

@@ -152,7 +152,6 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
         self.variables = self.model.variables_in_order
 
         self.y = graph.y
-        self.masks = {"train": graph.train_mask, "val": graph.val_mask, "test": graph.test_mask}
         train_idx = tf.constant(np.flatnonzero(graph.train_mask).astype(np.int32))
         train_y = tf.constant(graph.y[graph.train_mask].astype(np.int32))
 
@@ -193,12 +192,6 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
         if self.spec.task == "graph":
             return self.logits_graphs()
         return self._forward().numpy()
-
-    def evaluate(self):
-        if self.spec.task == "graph":
-            return self.evaluate_graphs()
-        pred = self.logits().argmax(axis=1)
-        return {k: float((pred[m] == self.y[m]).mean()) for k, m in self.masks.items()}
 
     def infer(self):
         if self.spec.task == "graph":

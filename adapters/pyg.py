@@ -104,10 +104,8 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         self._dropout_layout(spec, graph)
         self.model = Net(self.convs, spec, self.drops).to(self.device)
         self.load_weights(weights)
-        self.inputs = (x.to(self.device), ei.to(self.device), None)     # full graph: evaluate / infer
+        self.inputs = (x.to(self.device), ei.to(self.device), None)     # full graph: logits / infer
         self.y = y.to(self.device)
-        self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(self.device) for k, m in
-                    (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
         self.optimizer = make_optimizer(self.model.parameters(), spec)
         self._loss = None
         self._model_note = SAGE_NOTE

@@ -202,10 +202,9 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         self.variables = self._variables()
 
         self.y = graph.y
-        self.idx = {k: np.flatnonzero(m) for k, m in
-                    (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
-        self.train_idx = tf.constant(self.idx["train"], dtype=tf.int64)
-        self.train_y = tf.constant(graph.y[self.idx["train"]], dtype=tf.int64)
+        train = np.flatnonzero(graph.train_mask)
+        self.train_idx = tf.constant(train, dtype=tf.int64)
+        self.train_y = tf.constant(graph.y[train], dtype=tf.int64)
 
         if spec.optimizer == "adam":
             self.optimizer = tf.keras.optimizers.Adam(
@@ -452,12 +451,6 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
 
     def last_loss(self) -> float:
         return float(self._loss.numpy())
-
-    def evaluate(self) -> dict[str, float]:
-        if self.spec.task == "graph":
-            return self.evaluate_graphs()
-        pred = self._eval().numpy().argmax(axis=1)
-        return {k: float((pred[i] == self.y[i]).mean()) for k, i in self.idx.items()}
 
     def infer(self) -> None:
         if self.spec.task == "graph":

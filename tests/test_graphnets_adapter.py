@@ -24,6 +24,7 @@ CHILD = textwrap.dedent(r"""
     import json, sys
     from gnnbench.adapters.graphnets import GraphNetsAdapter
     from gnnbench.datasets import load_graph
+    from gnnbench.metrics import accuracy
     from gnnbench.specs import get_spec
     from gnnbench.weights import init_weights
 
@@ -75,7 +76,7 @@ CHILD = textwrap.dedent(r"""
         t.infer()
         timed_bare = not hasattr(t._step, "sink")      # the timed step records nothing
         t.set_dropout_masks(None)
-        out["train"].append({"model": model, "seed": seed, "losses": losses, "acc": t.evaluate(),
+        out["train"].append({"model": model, "seed": seed, "losses": losses, "acc": accuracy(t.logits(), g),
                              "notes": t.notes(), "nparams": t.num_parameters(), "timed_bare": timed_bare,
                              "verify_records": hasattr(t._step, "sink")})
 

@@ -150,8 +150,6 @@ class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         self.load_weights(weights)
         self.sampler = dgl.dataloading.NeighborSampler(fanouts(spec))
         self.optimizer = make_optimizer(self.model.parameters(), spec)
-        self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(self.device) for k, m in
-                    (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
         self._loss = None
         self._policy_note = ("sage-sampled: dgl.dataloading.NeighborSampler(fanouts).sample_blocks on the "
                              "harness's seed nodes (what DGL's DataLoader calls per batch), features gathered per "

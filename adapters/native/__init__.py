@@ -209,9 +209,8 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         self.heads = [gat_heads(spec, i) if spec.name == "gat" else 1 for i in range(spec.layers)]
 
         self.y = torch.from_numpy(graph.y).to(dev)
-        self.idx = {k: torch.from_numpy(np.flatnonzero(m)).to(dev)
-                    for k, m in (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
-        self.train_idx, self.train_y = self.idx["train"], self.y[self.idx["train"]]
+        self.train_idx = torch.from_numpy(np.flatnonzero(graph.train_mask)).to(dev)
+        self.train_y = self.y[self.train_idx]
         self.optimizer = make_optimizer(self.params.values(), spec)
         self._timed_lib = self.lib
         self._loss = None

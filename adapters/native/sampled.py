@@ -43,8 +43,6 @@ class SampledSAGEMixin:
         self.optimizer = make_optimizer(self.params.values(), spec)
         everyone = torch.arange(n, dtype=torch.int64)
         self.full = Block.from_sampler(self.lib.sample_layer(self.rowptr, self.col, everyone, -1, 0, 0, self.pos), n)
-        self.idx = {k: torch.from_numpy(np.flatnonzero(m)) for k, m in
-                      (("train", graph.train_mask), ("val", graph.val_mask), ("test", graph.test_mask))}
         self._loss = None
 
     # the harness's batch of seed nodes -> blocks (output layer sampled first) + gathered features
