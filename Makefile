@@ -57,8 +57,9 @@ gpu-check:
 	$(BIN)/python -c "import gnnbench.adapters" 2>/dev/null || $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	GNNBENCH_DATA=$(DATA) $(BIN)/python scripts/gpu_check.py
 
-# Native vs the fastest library per cell, from a results file (default: the committed citation run).
-RESULTS ?= results/citation.jsonl
+# Native vs the fastest library per cell, from results files (default: the committed citation run, dense
+# features: the headline; and the sparse-feature variant of the quick suite from the same sitting: its own rows).
+RESULTS ?= results/citation.jsonl results/quick-sparse.jsonl
 .PHONY: native-ratios
 native-ratios: install
 	$(BIN)/python benchmarks/native_ratios.py $(RESULTS)
