@@ -1,5 +1,6 @@
 """Plug-in adapters: an installed package registers one through the entry-point group
 ``gnnbench.adapters`` (docs/adapters.md) and gets list, verify, run and the reports."""
+import importlib.util
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ DIST = "gnnbench-example-adapter 0.1.0"
 @pytest.fixture(scope="module")
 def example_site(tmp_path_factory):
     """The example package, installed by pip (offline) into a folder of its own, for PYTHONPATH."""
+    if importlib.util.find_spec("setuptools") is None:    # the build backend; --no-build-isolation: never fetched
+        pytest.fail("installing the example offline needs setuptools in this environment: pip install setuptools")
     tmp = tmp_path_factory.mktemp("plugin")
     src, site = tmp / "src", tmp / "site"
     shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
