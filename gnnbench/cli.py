@@ -185,7 +185,7 @@ def repair(results):
 @click.option("--no-check", is_flag=True, help="Do not import libraries to check availability.")
 def list_(no_check):
     """Adapters (installed version or why not), models, datasets, suites."""
-    from gnnbench.adapters import adapter_names
+    from gnnbench.adapters import adapter_names, plugin
 
     from .config import suite_names
     from .datasets import dataset_names
@@ -200,7 +200,8 @@ def list_(no_check):
             status = dict(zip(names, pool.map(_availability, names)))
     click.echo("libraries:")
     for name in names:
-        click.echo(f"  {name:10s} {status[name]}")
+        p = plugin(name)
+        click.echo(f"  {name:10s} {status[name]}" + (f"  [plug-in: {p.describe()}]" if p else ""))
     click.echo("models:   " + ", ".join(model_names()))
     click.echo("datasets: " + ", ".join(dataset_names()))
     click.echo("suites:   " + ", ".join(suite_names()))
@@ -213,9 +214,14 @@ def _availability(name: str) -> str:
 
     code = ("import json,sys; from gnnbench.adapters import adapter_class; a=adapter_class(sys.argv[1])();"
             " v=a.available(); print(json.dumps(dict(ok=v.ok, version=v.version, reason=v.reason, hint=v.install_hint)))")
+    from gnnbench.adapters import PluginError
+
     from .runner import child_env
     from .config import Cell
-    env = child_env(Cell(name, "", "", "cpu", {}), 1)
+    try:
+        env = child_env(Cell(name, "", "", "cpu", {}), 1)
+    except PluginError as exc:
+        return f"unavailable: {exc}"
     try:
         p = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True, timeout=300, env=env)
         v = json.loads(p.stdout.strip().splitlines()[-1])
@@ -294,7 +300,7 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
 
     Exits 1 if any cell fails, 0 if all pass or are skipped.
     """
-    from gnnbench.adapters import adapter_names
+    from gnnbench.adapters import adapter_names, plugin
 
     from . import verify as V
     from .config import Suite, expand
@@ -337,6 +343,8 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
                f"the library's own dropout at each site with p > 0, on >= {V.DROPOUT_SAMPLE_MIN:,} elements: share of "
                f"zeros within {V.DROPOUT_SIGMAS:g} binomial sigma of p (worst site shown in sigma), survivors "
                f"1/(1-p) (rel {V.DROPOUT_SCALE_RTOL:g}); trainable parameters = the canonical count.")
+    for p in filter(None, map(plugin, dict.fromkeys(c.library for c in cells))):
+        click.echo(f"\n{p.name}: plug-in adapter from the package {p.describe()} ({p.value}), not built into gnnbench.")
     if sampled:
         click.echo("\nsage-sampled: full-graph eval logits only (each library samples neighbours with its own "
                    "generator, so training steps are not comparable).")

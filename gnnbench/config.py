@@ -244,7 +244,7 @@ def _kind(task: str) -> str:
 
 def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
     """Validate every name and expand the suite into cells x seeds."""
-    from gnnbench.adapters import adapter_names
+    from gnnbench.adapters import adapter_class, adapter_names, plugin
     from . import validate
     from .datasets import canonical_dataset_name, dataset_task
     from .datasets.synthetic import check_buildable
@@ -255,6 +255,8 @@ def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
     for lib in libs:
         if lib not in valid:
             raise UsageError(f"unknown library '{lib}'; valid libraries: {', '.join(valid)}")
+        if plugin(lib):         # a plug-in that does not load: one line, exit 2, before any run starts
+            adapter_class(lib)
     if not suite.models:
         raise UsageError(f"suite '{suite.name}' names no models; valid models: {', '.join(model_names())}")
     if not suite.datasets:

@@ -37,7 +37,7 @@ def new_run_id() -> str:
 
 
 def child_env(cell: Cell, threads: int) -> dict[str, str]:
-    from gnnbench.adapters import adapter_class
+    from gnnbench.adapters import adapter_class, plugin
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = str(threads)
@@ -47,7 +47,21 @@ def child_env(cell: Cell, threads: int) -> dict[str, str]:
     # the child imports gnnbench from the same place as the parent
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # and finds a plug-in adapter where this process found it (e.g. a folder put on sys.path at run
+    # time); last, so it shadows nothing
+    p = plugin(cell.library)
+    if p is not None and p.location and not _child_sees(p.location, env["PYTHONPATH"]):
+        env["PYTHONPATH"] += os.pathsep + p.location
     return env
+
+
+def _child_sees(folder: str, pythonpath: str) -> bool:
+    """Whether a child of this interpreter has ``folder`` on sys.path without our help: it is on
+    PYTHONPATH or one of the interpreter's site-packages (``.pth`` additions aside)."""
+    import site
+    seen = pythonpath.split(os.pathsep) + site.getsitepackages() + [site.getusersitepackages()]
+    real = os.path.realpath(folder)
+    return any(d and os.path.realpath(d) == real for d in seen)
 
 
 @functools.lru_cache(maxsize=None)
@@ -170,7 +184,20 @@ def run_one(cell: Cell, cfg: RunConfig, run_id: str, data_dir: str | None = None
         record.update(status=_death_status(rc, stderr_tail, cfg), error=_death_message(rc) + "\n" + stderr_tail)
     record.setdefault("error", "")
     record["env"].update({"library_versions": record.pop("versions", {})})
+    _mark_plugin(record, cell.library)
     return record
+
+
+def _mark_plugin(record: dict, library: str) -> None:
+    """A plug-in adapter's record says so: ``plugin`` (its package, version, entry point) and a note
+    the reports show."""
+    from gnnbench.adapters import plugin
+    p = plugin(library)
+    if p is None:
+        return
+    record["plugin"] = p.record()
+    note = f"plug-in adapter from the package {p.describe()} ({p.value}), not built into gnnbench"
+    record["notes"] = [note] + list(record.get("notes") or [])
 
 
 def spawn(job: dict, env: dict, threads: int, timeout: float, memory_limit_gb: float | None = None,
