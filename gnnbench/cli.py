@@ -92,7 +92,7 @@ def _default_out(suite: str) -> Path:
 @click.option("--models", help="Comma-separated models.")
 @click.option("--datasets", help="Comma-separated datasets, e.g. cora,synthetic:nodes=100000.")
 @click.option("--devices", help="Comma-separated devices: cpu, cuda.")
-@click.option("--epochs", metavar="N", help="Timed epochs per run (>= 1).")
+@click.option("--epochs", metavar="N", help="Timed epochs per run (>= 1); with --until, the most epochs.")
 @click.option("--warmup", metavar="N", help="Warm-up epochs, not timed as epochs (>= 0).")
 @click.option("--repeats", metavar="N", help="Seeds per cell (0..N-1).")
 @click.option("--threads", metavar="N", help="Threads for every library, 1..cores [default: all cores].")
@@ -101,6 +101,9 @@ def _default_out(suite: str) -> Path:
 @click.option("--memory-limit", "memory_limit", metavar="GIB", help="GiB of address space per child (RLIMIT_AS).")
 @click.option("--rss-limit", "rss_limit", metavar="GIB",
               help="GiB of resident memory per child; past it the child is killed and recorded as oom.")
+@click.option("--until", metavar="val_acc=X|ref",
+              help="Time to accuracy: train until the validation accuracy first reaches X (a fraction; ref or "
+                   "no value: the published reference minus its band), at most --epochs epochs, no warm-up.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Model hyperparameter override, e.g. --set hidden=32 (repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Raw dataset folder [env GNNBENCH_DATA].")
@@ -115,7 +118,7 @@ def _default_out(suite: str) -> Path:
 @click.option("--retries", type=click.IntRange(0, 5),
               help="With --executor ray: run a run whose node was lost again this many times [default: 0].")
 def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads, oversubscribe, timeout,
-        memory_limit, rss_limit, overrides, data_dir, out, resume, report, executor, ray_address, retries):
+        memory_limit, rss_limit, until, overrides, data_dir, out, resume, report, executor, ray_address, retries):
     """Run a benchmark suite; append one record per run to a JSONL file."""
     from . import validate
     from .config import expand, load_suite
@@ -138,6 +141,15 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
             with validate.at(opt):
                 setattr(s if attr == "repeats" else s.run, attr, validate.run_value(attr, value))
             s.where[attr] = opt
+    if until is not None:
+        with validate.at("--until"):
+            s.until = validate.until(until)
+        s.where["until"] = "--until"
+    if s.until is not None:     # every epoch from the initial weights counts: no warm-up
+        if warmup is not None and s.run.warmup > 0:
+            raise UsageError(f"--warmup: {s.run.warmup} warm-up epochs, but a time-to-accuracy run (--until) has "
+                             f"none: every epoch from the initial weights counts; leave --warmup out or give 0")
+        s.run.warmup = 0
     with validate.at(s.where.get("threads", "threads")):
         validate.threads(s.run.threads, cpu_count(), oversubscribe or s.oversubscribe)
     for attr, value in (("kind", executor), ("ray_address", ray_address), ("retries", retries)):

@@ -23,6 +23,20 @@ cell: seeds measured on different hardware are never pooled, and normalisation d
 measured on the same hardware. Files measured on different hardware are compared only with
 ``normalize_by`` (else a UsageError: raw times of different machines say nothing about the code).
 
+Time-to-accuracy runs (``--until``) are cells of their own, keyed by their target too: never pooled
+with fixed-length runs of the same cell. Their samples are the per-seed training seconds to the target
+(seeds that reached it). For such a cell:
+
+* reached: a smaller share of seeds reaching the target in current is a regression, a larger one an
+  improvement.
+* time to target: ratio of the median seconds to target current/base with a seeded bootstrap CI
+  over the seeds. With a handful of seeds a rank test on seconds cannot reach ``alpha`` (3 seeds a
+  side: p >= 0.08), so the change counts only where it is not noise: ``regressed`` when the ratio
+  exceeds 1 + ``threshold`` AND either the median epochs to target rose (a count) or the epochs of the
+  runs are slower by the Mann-Whitney U test on their per-epoch times (p < ``alpha``); ``improved``
+  the mirror image. The p shown is that per-epoch test's.
+* test accuracy at the stop is shown, not judged (the run stops at a validation target).
+
 Pure functions of record lists (no ML imports); the CLI lives in gnnbench.cli.
 """
 from __future__ import annotations
@@ -33,7 +47,7 @@ from dataclasses import dataclass, field
 
 from .errors import UsageError
 from .hardware import hardware_of, hardware_set
-from .results import latest_per_key
+from .results import latest_per_key, until_of
 from .specs import spec_hash
 from .stats import bootstrap_ratio_ci, mann_whitney_u, mean_std, summarize
 
@@ -58,11 +72,27 @@ class CellData:
     config: dict = field(default_factory=dict)
     variant: str = ""                                # how the spec differs from the model's default
     hardware: str = ""                               # gnnbench.hardware.hardware_of its records
+    # time to accuracy (config.until); then ``samples`` are the seconds to target of the seeds that
+    # reached it, and these hold the rest
+    until: dict | None = None
+    epoch_samples: list = field(default_factory=list)   # pooled epoch times (ms) of the seeds that ran
+    tta_epochs: list = field(default_factory=list)      # epochs to target of the seeds that reached it
+    ran_seeds: int = 0
+
+    @property
+    def reached_seeds(self) -> int:
+        return len(self.samples) if self.until else 0
+
+    @property
+    def mode(self) -> str:
+        """'' for fixed-length runs, 'until-val_acc=0.79' for time to accuracy (as in the run key)."""
+        return f"until-{self.until['metric']}={self.until['target']:g}" if self.until else ""
 
     @property
     def group(self) -> tuple:
-        """What normalisation matches on: the same model, dataset, device, spec and hardware."""
-        return (self.model, self.dataset, self.device, spec_hash(self.spec), self.hardware)
+        """What normalisation matches on: the same model, dataset, device, spec (and target) and hardware."""
+        key = spec_hash(self.spec) + (f"/{self.mode}" if self.until else "")
+        return (self.model, self.dataset, self.device, key, self.hardware)
 
     @property
     def ident(self) -> tuple:
@@ -74,7 +104,7 @@ class CellData:
 
     @property
     def ran(self) -> bool:
-        return self.status in RAN and bool(self.samples)
+        return self.status in RAN and bool(self.epoch_samples if self.until else self.samples)
 
     @property
     def median(self) -> float | None:
@@ -92,7 +122,7 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
         c = r.get("cell") or {}
         try:
             cd = CellData(c["library"], c["model"], c["dataset"], c["device"], r.get("spec") or {},
-                          hardware=hardware_of(r))
+                          hardware=hardware_of(r), until=until_of(r))
         except KeyError as exc:
             raise UsageError(f"record {r.get('key', '?')} has no cell.{exc.args[0]}") from None
         if cd.ident not in cells:
@@ -103,8 +133,16 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
         if STATUS_ORDER.index(status if status in STATUS_ORDER else "failed") < STATUS_ORDER.index(cd.status):
             cd.status = status if status in STATUS_ORDER else "failed"
         times = r.get("times") or {}
-        if status in RAN and times.get("epoch_ms"):
+        if status in RAN and times.get("epoch_ms") and cd.until:
+            tta = r.get("time_to_accuracy") or {}
+            cd.epoch_samples.extend(float(t) for t in times["epoch_ms"])
+            cd.ran_seeds += 1
+            if tta.get("reached"):
+                cd.samples.append(float(tta["train_s"]))
+                cd.tta_epochs.append(int(tta["epochs"]))
+        elif status in RAN and times.get("epoch_ms"):
             cd.samples.extend(float(t) for t in times["epoch_ms"])
+        if status in RAN and times.get("epoch_ms"):
             acc = (r.get("accuracy") or {}).get("test")
             if acc is not None:
                 accs.setdefault(cd.ident, []).append(acc)
@@ -117,7 +155,7 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
     # as in the report: when every seed ran, the accuracy band is checked on the mean over seeds
     from .references import in_band
     for cd in cells.values():
-        if cd.status in RAN:
+        if cd.status in RAN and not cd.until:   # a time-to-accuracy run stops at its target by design
             cd.status = "accuracy_mismatch" if in_band(cd.model, cd.dataset, cd.acc) is False else "ok"
     return cells
 
@@ -138,6 +176,13 @@ def _across_hardware(cells: dict, side: str) -> dict:
 
 def _references(cells: dict, lib: str) -> dict[tuple, float]:
     return {cd.group: cd.median for cd in cells.values() if cd.library == lib and cd.ran and cd.median}
+
+
+def _epoch_references(cells: dict, lib: str) -> dict[tuple, float]:
+    """LIB's median epoch time in each time-to-accuracy group (normalises the per-epoch test)."""
+    import numpy as np
+    return {cd.group: float(np.median(cd.epoch_samples)) for cd in cells.values()
+            if cd.library == lib and cd.until and cd.ran}
 
 
 def _spec_diff(a: dict, b: dict) -> str:
@@ -170,6 +215,8 @@ def compare(base_records: list[dict], current_records: list[dict], *, threshold:
             raise UsageError(f"--normalize-by {normalize_by}: no such library in either file; "
                              f"libraries present: {', '.join(libs)}")
         refs_b, refs_c = _references(base, normalize_by), _references(cur, normalize_by)
+        refs_b.update({("epoch",) + g: m for g, m in _epoch_references(base, normalize_by).items()})
+        refs_c.update({("epoch",) + g: m for g, m in _epoch_references(cur, normalize_by).items()})
 
     out = []
     for ident in list(base) + [i for i in cur if i not in base]:
@@ -180,19 +227,27 @@ def compare(base_records: list[dict], current_records: list[dict], *, threshold:
                "base": _side(b), "current": _side(c), "ratio": None, "ci_low": None, "ci_high": None,
                "p_value": None, "raw_ratio": None, "normalized": False, "acc_delta_pt": None,
                "hardware": {"base": b.hardware if b else None, "current": c.hardware if c else None}}
+        if cd.until:
+            row["until"] = dict(cd.until)
         out.append(row)
         if b is None or c is None:
             row["verdict"] = "new" if b is None else "missing"
             other = base if b is None else cur
             twin = [o for o in other.values() if (o.library, o.model, o.dataset, o.device) ==
                     (cd.library, cd.model, cd.dataset, cd.device)]
-            if twin:
+            same_spec = [o for o in twin if spec_hash(o.spec) == spec_hash(cd.spec)]
+            if same_spec:      # the same cell and spec, run in another mode (fixed length / time to accuracy)
+                modes = [_mode_text(o) for o in (same_spec[0], cd)]
+                row["notes"].append("run mode differs between the files ({} → {})".format(*(modes if b is None
+                                                                                            else modes[::-1])))
+            elif twin:
                 diff = _spec_diff(twin[0].spec, cd.spec) if b is None else _spec_diff(cd.spec, twin[0].spec)
                 row["notes"].append(f"model spec differs between the files ({diff})")
             else:
                 row["notes"].append("only in current" if b is None else "only in base")
             continue
-        _judge(row, b, c, threshold, alpha, acc_threshold, normalize_by, refs_b, refs_c, resamples, seed)
+        judge = _judge_tta if cd.until else _judge
+        judge(row, b, c, threshold, alpha, acc_threshold, normalize_by, refs_b, refs_c, resamples, seed)
 
     out.sort(key=lambda r: (VERDICT_ORDER.index(r["verdict"]), r["dataset"], r["device"], r["model"], r["library"]))
     summary = {v: sum(r["verdict"] == v for r in out) for v in VERDICT_ORDER}
@@ -206,9 +261,21 @@ def compare(base_records: list[dict], current_records: list[dict], *, threshold:
     }
 
 
+def _mode_text(cd: CellData) -> str:
+    return f"until {cd.until['metric']} ≥ {cd.until['target']:g}" if cd.until else "fixed length"
+
+
 def _side(cd: CellData | None) -> dict | None:
     if cd is None:
         return None
+    if cd.until:
+        q, t = summarize(cd.epoch_samples), summarize(cd.samples)
+        return {"status": cd.status, "median_ms": q["median"], "p25_ms": q["p25"], "p75_ms": q["p75"],
+                "epochs": len(cd.epoch_samples), "seeds": cd.seeds, "test_acc": cd.acc, "error": cd.error,
+                "config": cd.config,
+                "time_to_target": {"reached": cd.reached_seeds, "ran": cd.ran_seeds, "median_s": t["median"],
+                                   "p25_s": t["p25"], "p75_s": t["p75"],
+                                   "epochs_median": summarize(cd.tta_epochs)["median"]}}
     q = summarize(cd.samples)
     return {"status": cd.status, "median_ms": q["median"], "p25_ms": q["p25"], "p75_ms": q["p75"],
             "epochs": len(cd.samples), "seeds": cd.seeds, "test_acc": cd.acc, "error": cd.error,
@@ -274,6 +341,80 @@ def _judge(row, b: CellData, c: CellData, threshold, alpha, acc_threshold, norma
         row["verdict"] = "improved"
 
 
+def _judge_tta(row, b: CellData, c: CellData, threshold, alpha, acc_threshold, normalize_by, refs_b, refs_c,
+               resamples, seed) -> None:
+    """A time-to-accuracy cell: the share of seeds that reached the target, then the median seconds
+    to it (see the module docstring for when a change counts)."""
+    import numpy as np
+    reasons, notes = row["reasons"], row["notes"]
+    regressed = improved = False
+    if b.ran and not c.ran:
+        reasons.append(f"status {b.status} → {c.status}" + (f": {c.error}" if c.error else ""))
+        regressed = True
+    elif c.ran and not b.ran:
+        reasons.append(f"status {b.status} → {c.status} (runs again)")
+        improved = True
+    elif not b.ran and not c.ran:
+        notes.append(f"did not run in either file ({b.status} / {c.status})")
+    else:
+        for k in ("epochs", "threads"):
+            if b.config.get(k) != c.config.get(k):
+                notes.append(f"{'epoch cap' if k == 'epochs' else k} differ: {b.config.get(k)} vs {c.config.get(k)}")
+        fb, fc = b.reached_seeds / b.ran_seeds, c.reached_seeds / c.ran_seeds
+        if fb != fc:
+            reasons.append(f"reached the target in {b.reached_seeds}/{b.ran_seeds} → {c.reached_seeds}/{c.ran_seeds} seeds")
+            regressed, improved = fc < fb, fc > fb
+        if not b.samples or not c.samples:
+            if not b.samples and not c.samples:
+                notes.append("the target was reached in neither file")
+        else:
+            bs, cs, be, ce = b.samples, c.samples, b.epoch_samples, c.epoch_samples
+            row["raw_ratio"] = c.median / b.median if b.median else None
+            timing = True
+            if normalize_by:
+                if b.library == normalize_by:
+                    notes.append(f"reference for normalisation (raw ratio {row['raw_ratio']:.3f})")
+                    timing = False
+                else:
+                    rb, rc = refs_b.get(b.group), refs_c.get(c.group)
+                    eb, ec = refs_b.get(("epoch",) + b.group), refs_c.get(("epoch",) + c.group)
+                    if not (rb and rc and eb and ec):
+                        notes.append(f"cannot normalise: {normalize_by} did not reach this target on this "
+                                     f"model/dataset/device in both files")
+                        row["verdict"] = "incomparable"
+                        timing = False
+                    else:
+                        bs, cs = [x / rb for x in bs], [x / rc for x in cs]
+                        be, ce = [x / eb for x in be], [x / ec for x in ce]
+                        row["normalized"] = True
+                        notes.append(f"raw ratio {row['raw_ratio']:.3f}")
+            if timing:
+                ratio, lo, hi = bootstrap_ratio_ci(bs, cs, resamples=resamples, seed=seed)
+                _, p = mann_whitney_u(ce, be)
+                ep_b, ep_c = float(np.median(b.tta_epochs)), float(np.median(c.tta_epochs))
+                epoch_ratio = float(np.median(ce) / np.median(be))
+                row.update(ratio=ratio, ci_low=lo, ci_high=hi, p_value=p, epochs_to_target=[ep_b, ep_c],
+                           epoch_ratio=epoch_ratio)
+                why = (f"epochs to target {ep_b:g} → {ep_c:g}, epoch time {100 * (epoch_ratio - 1):+.1f}% "
+                       f"({_p_eq(p)})")
+                slower = ep_c > ep_b or (p < alpha and epoch_ratio > 1)
+                faster = ep_c < ep_b or (p < alpha and epoch_ratio < 1)
+                if ratio > 1 + threshold and slower:
+                    reasons.append(f"median time to target +{100 * (ratio - 1):.1f}% ({why})")
+                    regressed = True
+                elif ratio < 1 - threshold and faster:
+                    reasons.append(f"median time to target −{100 * (1 - ratio):.1f}% ({why})")
+                    improved = True
+                elif abs(ratio - 1) > threshold:
+                    notes.append(f"time to target {100 * (ratio - 1):+.1f}%, not counted: {why}")
+        if b.acc is not None and c.acc is not None:
+            row["acc_delta_pt"] = 100 * (c.acc - b.acc)
+    if regressed:
+        row["verdict"] = "regressed"
+    elif improved:
+        row["verdict"] = "improved"
+
+
 def _p(p: float | None) -> str:
     if p is None:
         return "–"
@@ -317,7 +458,10 @@ def to_markdown(result: dict, base_name: str = "base", current_name: str = "curr
         out.append(f"- times normalised by **{st['normalize_by']}**'s median epoch time on the same "
                    f"model/dataset/device in each file (ratio and p use normalised samples; base/current ms are raw)")
     tables: dict[str, list] = {}     # one table per hardware (pair), headed by it when there are several
+    tta = [r for r in result["cells"] if r.get("until")]
     for r in result["cells"]:
+        if r.get("until"):
+            continue
         hw = r.get("hardware") or {}
         b, c = hw.get("base"), hw.get("current")
         tables.setdefault(b if b == c or c is None else c if b is None else f"base {b} → current {c}", []).append(r)
@@ -325,10 +469,18 @@ def to_markdown(result: dict, base_name: str = "base", current_name: str = "curr
         if len(tables) > 1:
             out += ["", f"#### {label}"]
         out += _table(cells)
+    if tta:
+        out += ["", "#### Time to accuracy", ""] + _tta_table(tta)[1:]
     out += ["", f"Ratio = current / base median epoch time (<1 is faster); 95% CI from {st['resamples']} "
                 f"seeded bootstrap resamples of each side's epochs; p from a two-sided Mann–Whitney U test "
                 f"on the per-epoch times (epochs within one run are not fully independent, so p is optimistic: "
                 f"the {100 * st['threshold']:g}% threshold is the main guard)."]
+    if tta:
+        out[-1] += (f" Time to accuracy: ratio = current / base median training seconds to the target over the "
+                    f"seeds that reached it, 95% CI from bootstrap resamples of those seeds; p is the per-epoch "
+                    f"test on those runs' epochs. A change beyond {100 * st['threshold']:g}% counts only when the "
+                    f"median epochs to target moved the same way or the epoch time did with p < {st['alpha']:g}; "
+                    f"fewer seeds reaching the target is a regression; test accuracy at the stop is not judged.")
     return "\n".join(out) + "\n"
 
 
@@ -349,6 +501,35 @@ def _table(cells: list[dict]) -> list[str]:
         out.append(f"| {verdict} | {r['library']} | {model} | {r['dataset']} | {r['device']} | "
                    f"{_ms(r['base'])} | {_ms(r['current'])} | {ratio} | {_p(r['p_value'])} | {acc} | {why} |")
     return out
+
+
+def _tta_table(cells: list[dict]) -> list[str]:
+    out = ["", "| verdict | library | model | dataset | device | target | base s to target (epochs; reached) "
+               "| current s to target (epochs; reached) | ratio [95% CI] | epoch-time p | why / notes |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in cells:
+        verdict = f"**{r['verdict']}**" if r["verdict"] == "regressed" else r["verdict"]
+        ratio = "–"
+        if r["ratio"] is not None:
+            ratio = f"{r['ratio']:.3f}" + (f" [{r['ci_low']:.3f}–{r['ci_high']:.3f}]" if r["ci_low"] is not None else "")
+        why = "; ".join(r["reasons"] + r["notes"]).replace("|", "/") or ""
+        model = r["model"] + (f" ({r['variant']})" if r.get("variant") else "")
+        target = f"{r['until']['metric']} ≥ {r['until']['target']:g}"
+        out.append(f"| {verdict} | {r['library']} | {model} | {r['dataset']} | {r['device']} | {target} | "
+                   f"{_tta_side(r['base'])} | {_tta_side(r['current'])} | {ratio} | {_p(r['p_value'])} | {why} |")
+    return out
+
+
+def _tta_side(side: dict | None) -> str:
+    if side is None:
+        return "–"
+    t = side.get("time_to_target") or {}
+    if not t.get("ran"):
+        return side["status"]
+    reached = f"{t['reached']}/{t['ran']}"
+    if t["median_s"] is None:
+        return f"not reached ({reached})"
+    return f"{t['median_s']:.3f} ({t['epochs_median']:g} ep; {reached})"
 
 
 def _ms(side: dict | None) -> str:

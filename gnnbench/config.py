@@ -19,6 +19,9 @@ A suite file::
     resources: {}                  # ray only: custom resources each run asks for, e.g. {bench_node: 1}
     placement: shared              # ray only: or exclusive: one timed run per node at a time
     retries: 0                     # ray only: runs whose node was lost are run again this many times
+    until: val_acc=0.75            # time to accuracy: train until the validation accuracy first reaches
+                                   # 0.75 (val_acc=ref or val_acc: the published reference minus its band),
+                                   # at most `epochs` epochs, no warm-up (docs/usage.md)
 
 A cell is one (library, model, dataset, device); each seed of a cell is one
 child run and one result record.
@@ -36,7 +39,8 @@ from .errors import UsageError
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SUITE_KEYS = {"name", "description", "libraries", "models", "datasets", "devices", "epochs", "warmup",
               "repeats", "timeout", "threads", "overrides", "infer_reps", "memory_limit_gb",
-              "rss_limit_gb", "oversubscribe", "executor", "ray_address", "resources", "placement", "retries"}
+              "rss_limit_gb", "oversubscribe", "executor", "ray_address", "resources", "placement", "retries",
+              "until"}
 EXECUTORS = ("local", "ray")
 PLACEMENTS = ("shared", "exclusive")
 
@@ -71,6 +75,9 @@ class Cell:
     device: str
     spec: dict                    # the full model spec, as used
     seed: int = 0
+    # time to accuracy: {"metric": "val_acc", "target": 0.79, "source": "ref" | "given", ...}, resolved
+    # for this model and dataset; None for a run of fixed length
+    until: dict | None = None
 
     @property
     def name(self) -> str:
@@ -81,8 +88,10 @@ class Cell:
         return spec_hash(self.spec)
 
     def key(self) -> str:
-        """Identity of one run: the cell, its spec and its seed (what --resume matches)."""
-        return f"{self.name}/{self.spec_hash()}/seed{self.seed}"
+        """Identity of one run: the cell, its spec, the time-to-accuracy target if any, and its seed
+        (what --resume matches; a run of fixed length keeps the key it always had)."""
+        mode = f"until-{self.until['metric']}={self.until['target']:g}/" if self.until else ""
+        return f"{self.name}/{self.spec_hash()}/{mode}seed{self.seed}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -102,6 +111,7 @@ class Suite:
     oversubscribe: bool = False      # allow more threads than the cores this process may use
     where: dict = field(default_factory=dict)   # suite key -> "file:line", for errors found later
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    until: dict | None = None        # validate.until: {"metric", "target" (None = the reference)}
 
 
 def suite_names() -> list[str]:
@@ -165,6 +175,14 @@ def load_suite(name_or_file: str) -> Suite:
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
         raise UsageError(f"{where(data, 'overrides')}: 'overrides' must map model names to {{hyperparameter: value}}")
     _check_overrides(overrides, where)
+    until = None
+    if data.get("until") is not None:
+        with validate.at(where(data, "until")):
+            until = validate.until(data["until"])
+        if data.get("warmup") not in (None, 0):
+            raise UsageError(f"{where(data, 'warmup')}: 'warmup' is {data['warmup']!r}, but a time-to-accuracy "
+                             f"suite ('until') has no warm-up: every epoch from the initial weights counts; "
+                             f"leave 'warmup' out or set it to 0")
     run = RunConfig()
     for key in ("epochs", "warmup", "threads", "timeout", "infer_reps", "memory_limit_gb", "rss_limit_gb"):
         if data.get(key) is not None:
@@ -172,6 +190,8 @@ def load_suite(name_or_file: str) -> Suite:
                 setattr(run, key, validate.run_value(key, data[key]))
     with validate.at(where(data, "repeats")):
         repeats = validate.run_value("repeats", data.get("repeats", 1))
+    if until is not None:
+        run.warmup = 0
     oversubscribe = data.get("oversubscribe", False)
     if not isinstance(oversubscribe, bool):
         raise UsageError(f"{where(data, 'oversubscribe')}: 'oversubscribe' must be true or false, got {oversubscribe!r}")
@@ -186,8 +206,9 @@ def load_suite(name_or_file: str) -> Suite:
         overrides=overrides,
         run=run,
         oversubscribe=oversubscribe,
-        where={k: where(data, k) for k in ("threads", "datasets", "overrides")},
+        where={k: where(data, k) for k in ("threads", "datasets", "overrides", "until")},
         executor=_executor(data, lambda key: where(data, key)),
+        until=until,
     )
 
 
@@ -281,6 +302,7 @@ def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
         for k, v in (cli_overrides or {}).items():
             with validate.at(f"--set {k}={v}"):
                 check_value(get_spec(model), k, v)
+    targets = _until_targets(suite, datasets) if suite.until else {}
     cells = []
     for dataset in datasets:
         for device in suite.devices:
@@ -292,5 +314,37 @@ def expand(suite: Suite, cli_overrides: dict | None = None) -> list[Cell]:
                     spec = dataclasses.asdict(get_spec(model, dataset, overrides))
                 for lib in libs:
                     for seed in range(max(1, suite.repeats)):
-                        cells.append(Cell(lib, model.lower(), dataset, device, spec, seed))
+                        cells.append(Cell(lib, model.lower(), dataset, device, spec, seed,
+                                          targets.get((model, dataset))))
     return cells
+
+
+def _until_targets(suite: Suite, datasets: list[str]) -> dict[tuple[str, str], dict]:
+    """The time-to-accuracy target of each (model, dataset) the suite pairs: the given fraction, or the
+    published test reference minus its band. One line naming --until (or file:line) for a model with no
+    validation split or a pair with no reference."""
+    from .datasets import dataset_task
+    from .references import reference
+    from .specs import get_spec
+
+    where = suite.where.get("until", "until")
+    metric, given = suite.until["metric"], suite.until["target"]
+    out = {}
+    for model in suite.models:
+        spec = get_spec(model)
+        if spec.task == "graph":
+            raise UsageError(f"{where}: {model} is graph classification, whose datasets have a train and a test "
+                             f"fold but no validation split; time to accuracy needs one ({metric})")
+        for dataset in datasets:
+            if _kind(spec.task) != dataset_task(dataset):
+                continue
+            if given is not None:
+                out[(model, dataset)] = {"metric": metric, "target": given, "source": "given"}
+                continue
+            ref = reference(spec.name, dataset)
+            if ref is None:
+                raise UsageError(f"{where}: no published reference accuracy for {model} on {dataset}, so "
+                                 f"{metric}=ref has no value; give the target, e.g. {metric}=0.7")
+            out[(model, dataset)] = {"metric": metric, "target": round((ref["test"] - ref["band"]) / 100, 6),
+                                     "source": "ref", "reference_pct": ref["test"], "band_pct": ref["band"]}
+    return out

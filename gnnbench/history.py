@@ -7,6 +7,9 @@ that cell in that file). Points are ordered by that timestamp, not by argument o
 
 A cell measured on different hardware (``gnnbench.hardware``) is one series per hardware, named
 ``... @ HARDWARE`` when the files hold more than one: a point is never divided by one from other hardware.
+
+Time-to-accuracy runs (``--until``) are left out: their epochs stop at a target, so their medians are
+not points of the same series (``gnnbench compare`` compares them).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from datetime import datetime
 from .compare import cells_of, spec_hash
 from .errors import UsageError
 from .hardware import hardware_of
-from .results import latest_per_key
+from .results import latest_per_key, until_of
 from .stats import summarize
 
 
@@ -38,7 +41,7 @@ def points(files: list[tuple[str, list[dict]]]) -> dict[str, list[dict]]:
     order = 0
     several = len({hardware_of(r) for _, records in files for r in records}) > 1
     for path, records in files:
-        latest = latest_per_key(records)
+        latest = [r for r in latest_per_key(records) if not until_of(r)]
         meta: dict[tuple, dict] = {}
         for r in latest:
             c = r["cell"]

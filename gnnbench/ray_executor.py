@@ -506,6 +506,7 @@ def _header(cell: Cell, cfg: RunConfig, run_id: str, started: dict | None, attem
     """A record written by the driver for a run whose task gave none: the same shape as run_one's."""
     from .envinfo import environment
     from .results import SCHEMA_VERSION
+    from .runner import record_config
     threads = cfg.threads or (started or {}).get("env", {}).get("cores") or 1
     env = dict((started or {}).get("env") or environment())
     env.update(threads=threads, library_versions={})
@@ -516,7 +517,7 @@ def _header(cell: Cell, cfg: RunConfig, run_id: str, started: dict | None, attem
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cell": {"library": cell.library, "model": cell.model, "dataset": cell.dataset, "device": cell.device,
                  "seed": cell.seed},
-        "spec": cell.spec, "config": {**dataclasses.asdict(cfg), "threads": threads}, "env": env,
+        "spec": cell.spec, "config": record_config(cell, cfg, threads), "env": env,
         "wall_s": round(time.monotonic() - t0, 3), "node": node, **fields,
     }
 

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 from .hardware import hardware_of, hardware_set
 from .references import AGREEMENT_MARGIN, disagreeing, in_band, reference
-from .results import latest_per_key
+from .results import latest_per_key, until_of
 from .stats import mean_std, summarize
 
 # worst first: the row shows the worst status among its seeds
@@ -21,8 +21,11 @@ STATUS_ORDER = ("failed", "oom", "timeout", "accuracy_mismatch", "skipped", "ok"
 
 
 def rows(records: list[dict]) -> list[dict]:
+    """The rows of the fixed-length runs (time-to-accuracy runs are in ``tta_rows``)."""
     groups: "OrderedDict[tuple, list[dict]]" = OrderedDict()
     for r in latest_per_key(records):
+        if until_of(r):
+            continue
         c = r["cell"]
         groups.setdefault((c["dataset"], c["device"], c["library"], c["model"], variant(r), hardware_of(r)),
                           []).append(r)
@@ -150,6 +153,8 @@ def environment_lines(records: list[dict]) -> list[str]:
     for r in records:
         c = r.get("config", {})
         k = (c.get("warmup", "?"), c.get("epochs", "?"), c.get("infer_reps", "?"))
+        if c.get("until"):     # time to accuracy: epochs is the most it trains
+            k = (k[0], f"up to {k[1]}", k[2])
         protocols[k] = protocols.get(k, 0) + 1
     if len(protocols) == 1:
         (w, e, i), = protocols
@@ -227,12 +232,16 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
                        f"{_f(r['setup_s'], '{:.2f}')} | {_f(r['infer_ms'])} | {acc} | {mem} | {status} | {rel} |")
         out.append("")
     out.extend(growth_section(records, table_rows))
-    notes = sorted({(r["library"], n) for r in table_rows for n in r["notes"]})
+    tta = tta_rows(records)
+    out.extend(tta_section(tta))
+    notes = sorted({(r["library"], n) for r in table_rows + tta for n in r["notes"]})
     if notes:
         out.append("## Notes from the adapters")
         out.append("")
         out.extend(f"- **{lib}**: {n}" for lib, n in notes)
         out.append("")
+    if not table_rows:
+        return "\n".join(out) + "\n"
     out.append("Relative: median epoch time divided by that of the fastest `ok` row of the same model in the "
                "same table (1.00× is fastest). Accuracy: mean ± std of test accuracy over seeds, published reference "
                "in parentheses; rows more than the band away are `accuracy_mismatch` and never count as fastest; "
@@ -247,6 +256,88 @@ def to_markdown(records: list[dict], title: str = "gnnbench report") -> str:
                   "mean input nodes and block edges each batch sampled; accuracy from full-graph inference."
                   if any(r.get("sample_ms") is not None for r in table_rows) else ""))
     return "\n".join(out) + "\n"
+
+
+def tta_rows(records: list[dict]) -> list[dict]:
+    """One row per (dataset, device, library, model, spec variant, hardware, target) of the
+    time-to-accuracy runs: how many seeds reached the target, the medians over those seeds of the
+    epochs and training seconds it took, the median epoch time of all their epochs, and two ranks
+    among the rows of one model, target, dataset, device and hardware: by seconds to target (rows
+    whose every seed reached it) and by median epoch time (every row that ran)."""
+    groups: "OrderedDict[tuple, list[dict]]" = OrderedDict()
+    for r in latest_per_key(records):
+        u = until_of(r)
+        if not u:
+            continue
+        c = r["cell"]
+        groups.setdefault((c["dataset"], c["device"], c["library"], c["model"], variant(r), hardware_of(r),
+                           u["metric"], u["target"]), []).append(r)
+    out = []
+    for (dataset, device, library, model, var, hw, metric, target), recs in groups.items():
+        ran = [r for r in recs if r.get("times") and r.get("time_to_accuracy")]
+        hit = [r["time_to_accuracy"] for r in ran if r["time_to_accuracy"]["reached"]]
+        statuses = {r["status"] for r in recs}
+        errors = [r.get("error", "") for r in recs if r.get("error")]
+        out.append({
+            "dataset": dataset, "device": device, "library": library, "model": model, "variant": var,
+            "hardware": hw, "metric": metric, "target": target,
+            "source": (until_of(recs[0]) or {}).get("source"), "seeds": len(recs), "reached": len(hit),
+            "cap": max((r["time_to_accuracy"]["cap"] for r in ran), default=None),
+            "epochs_to_target": _median([t["epochs"] for t in hit]),
+            "s_to_target": _median([t["train_s"] for t in hit]),
+            "median_ms": summarize([t for r in ran for t in r["times"]["epoch_ms"]])["median"],
+            "eval_s": _median([r["time_to_accuracy"]["eval_s"] for r in ran]),
+            "best": _median([r["time_to_accuracy"].get(f"best_{metric}") for r in ran]),
+            "status": next(st for st in STATUS_ORDER if st in statuses or st == "ok"),
+            "error": errors[-1].strip().splitlines()[0] if errors else "",
+            "notes": sorted({n for r in recs for n in r.get("notes", [])}),
+        })
+    for group in {(r["dataset"], r["device"], r["model"], r["metric"], r["target"], r["hardware"]) for r in out}:
+        table = [r for r in out if (r["dataset"], r["device"], r["model"], r["metric"], r["target"], r["hardware"]) == group]
+        _rank(table, "rank_tta", "s_to_target", lambda r: r["seeds"] and r["reached"] == r["seeds"])
+        _rank(table, "rank_epoch", "median_ms", lambda r: True)
+    return out
+
+
+def _rank(table: list[dict], key: str, by: str, eligible) -> None:
+    """1 for the smallest ``by`` among the eligible rows that have it, ties sharing a rank; else None."""
+    values = sorted({r[by] for r in table if r[by] is not None and eligible(r)})
+    for r in table:
+        r[key] = values.index(r[by]) + 1 if r[by] is not None and eligible(r) else None
+
+
+def tta_section(table: list[dict]) -> list[str]:
+    if not table:
+        return []
+    several = len({r["hardware"] for r in table}) > 1
+    out = ["## Time to accuracy", "",
+           "Each run trains from the initial weights (no warm-up) until the validation accuracy, computed by the "
+           "harness from the library's logits after every epoch, first reaches the target, or for at most "
+           "`cap` epochs. Epochs and seconds to target are medians over the seeds that reached it; the "
+           "seconds are the training steps only (each epoch timed as for the epoch time, the first epoch's "
+           "one-time costs included), the evaluation after each epoch is not in them: its total per run is "
+           "`eval s`. Ranks are among the rows of one model and target on one dataset and device: by seconds "
+           "to target (only rows whose every seed reached it) and by median epoch time.", "",
+           "| dataset | device | library | model | target | reached | epochs to target | s to target "
+           "| epoch ms | eval s | rank: time to target | rank: epoch time | status |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    table = sorted(table, key=lambda r: (r["dataset"], r["device"], r["hardware"], r["model"], r["variant"],
+                                         r["metric"], r["target"], r["rank_tta"] is None, r["rank_tta"] or 0,
+                                         r["median_ms"] is None, r["median_ms"] or 0))
+    for r in table:
+        target = f"{r['metric']} ≥ {r['target']:g}" + (" (ref − band)" if r["source"] == "ref" else "")
+        reached = f"{r['reached']}/{r['seeds']}" + (f" in ≤ {r['cap']}" if r["cap"] else "")
+        if r["reached"] < r["seeds"] and r["best"] is not None:
+            reached += f" (best {r['best']:.3f})"
+        status = r["status"] if r["status"] == "ok" or not r["error"] else f"{r['status']}: {_short(r['error'])}"
+        model = r["model"] + (f" ({r['variant']})" if r["variant"] else "")
+        dataset = r["dataset"] + (f" — {r['hardware']}" if several else "")
+        out.append(f"| {dataset} | {r['device']} | {r['library']} | {model} | {target} | {reached} | "
+                   f"{_f(r['epochs_to_target'], '{:g}')} | {_f(r['s_to_target'], '{:.3f}')} | "
+                   f"{_f(r['median_ms'])} | {_f(r['eval_s'], '{:.3f}')} | {_f(r['rank_tta'], '{}')} | "
+                   f"{_f(r['rank_epoch'], '{}')} | {status} |")
+    out.append("")
+    return out
 
 
 def growth_exponents(records: list[dict], table_rows: list[dict] | None = None) -> list[dict]:

@@ -310,6 +310,12 @@ def completed_keys(path: str | os.PathLike) -> set[str]:
     return {r["key"] for r in read_records(path) if r.get("status") in COMPLETE}
 
 
+def until_of(record: dict) -> dict | None:
+    """The time-to-accuracy target a record ran under (``config.until``), None for a run of fixed
+    length. Such records have tables of their own: never pooled with fixed-length runs of the cell."""
+    return (record.get("config") or {}).get("until") or None
+
+
 def latest_per_key(records: list[dict]) -> list[dict]:
     """The last record of each run key, in first-seen order."""
     latest: dict[str, dict] = {}

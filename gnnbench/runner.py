@@ -149,6 +149,15 @@ def _tail(path: Path, lines: int = 12, chars: int = 3000) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])[-chars:]
 
 
+def record_config(cell: Cell, cfg: RunConfig, threads: int) -> dict:
+    """The record's ``config``: how the run was measured. A time-to-accuracy run adds ``until`` (its
+    target); a run of fixed length has exactly the keys it always had."""
+    config = {**dataclasses.asdict(cfg), "threads": threads}
+    if cell.until:
+        config["until"] = dict(cell.until)
+    return config
+
+
 def run_one(cell: Cell, cfg: RunConfig, run_id: str, data_dir: str | None = None) -> dict:
     """Run one cell+seed in a child process and return its complete record."""
     threads = cfg.threads or cpu_count()
@@ -160,7 +169,7 @@ def run_one(cell: Cell, cfg: RunConfig, run_id: str, data_dir: str | None = None
         "cell": {"library": cell.library, "model": cell.model, "dataset": cell.dataset,
                  "device": cell.device, "seed": cell.seed},
         "spec": cell.spec,
-        "config": {**dataclasses.asdict(cfg), "threads": threads},
+        "config": record_config(cell, cfg, threads),
         "env": {**environment(), "threads": threads},
     }
     job = {"cell": cell.to_dict(), "config": record["config"], "data_dir": data_dir}
@@ -376,6 +385,10 @@ class _Progress:
         if self._p:
             t = rec.get("times", {}).get("median_ms")
             msg = f"{rec['key'].rsplit('/', 2)[0]}: {rec['status']}" + (f", {t:.2f} ms/epoch" if t else "")
+            tta = rec.get("time_to_accuracy")
+            if tta:
+                msg += (f", {tta['metric']} {tta['target']:g} reached in {tta['epochs']} epochs, {tta['train_s']:.2f} s"
+                        if tta["reached"] else f", {tta['metric']} {tta['target']:g} not reached in {tta['epochs_run']} epochs")
             self._p.console.print(msg)
             self._p.advance(self._task)
 

@@ -58,6 +58,33 @@ def run_value(key: str, value):
     return number(value, kind, lo, inclusive, what=f"'{key}'")
 
 
+UNTIL_METRICS = ("val_acc",)
+UNTIL_FORM = "val_acc=X (X a fraction in (0, 1], e.g. 0.75), val_acc=ref or val_acc (the published reference minus its band)"
+
+
+def until(value) -> dict:
+    """The time-to-accuracy target (``--until``, suite key ``until``), one string form for both:
+    ``val_acc=X``, ``val_acc=ref`` or ``val_acc``. Returns {"metric": "val_acc", "target": X}, target
+    None for the reference (resolved per model and dataset by ``config.expand``)."""
+    if not isinstance(value, str):
+        shown = dict(value) if isinstance(value, dict) else value
+        raise UsageError(f"'until' must be written {UNTIL_FORM}, got {shown!r}")
+    metric, eq, target = (part.strip() for part in value.partition("="))
+    if metric not in UNTIL_METRICS:
+        raise UsageError(f"'until' names the metric {metric!r}; valid: {', '.join(UNTIL_METRICS)} "
+                         f"(written {UNTIL_FORM})")
+    if not eq or target == "ref":
+        return {"metric": metric, "target": None}
+    bad = UsageError(f"'until' {metric} must be a fraction in (0, 1] (0.75 = 75 %) or ref, got {target!r}")
+    try:
+        v = number(target, float, 0, False)
+    except UsageError:
+        raise bad from None
+    if v > 1:
+        raise bad
+    return {"metric": metric, "target": v}
+
+
 def threads(n: int | None, cores: int, oversubscribe: bool, hint: bool = True) -> None:
     """At most one thread per core this process may use, unless asked (``hint``: the command has
     --oversubscribe)."""
