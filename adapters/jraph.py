@@ -41,7 +41,10 @@ do; jraph has no dropout), one key split per step.
 
 Threads: XLA's CPU client sizes its intra-op pool ("XLAEigen") from ``PJRT_NPROC`` (else from the
 CPUs the process may run on); ``child_env`` sets it to the harness's thread count before JAX
-starts, and ``notes`` records the pool threads counted in /proc/self/task.
+starts, and ``notes`` records the pool threads counted in /proc/self/task. The often quoted
+``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=N`` does not size the
+pool (measured with jaxlib 0.10.2: still one thread per allowed core; the flag only makes Eigen
+single-threaded, whatever N) and is not set.
 
 jraph 0.0.6.dev0 (2022) on current JAX: every jraph function used here works unchanged;
 ``jraph.zero_out_padding`` and ``get_fully_connected_graph`` call ``jax.tree_map`` /
@@ -90,21 +93,21 @@ def thread_env(threads: int) -> dict[str, str]:
 
 
 def xla_threads() -> dict[str, int]:
-    """Threads of this process per name prefix of XLA's CPU pools (from /proc/self/task/*/comm)."""
-    counts: dict[str, int] = {}
+    """Threads of this process (/proc/self/task/*/comm): those of XLA's intra-op pool ("tf_XLAEigen")
+    and all of them."""
+    counts = {"XLAEigen": 0, "all": 0}
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
-        return counts
+        return {}
     for t in tasks:
         try:
             with open(f"/proc/self/task/{t}/comm") as fh:
                 name = fh.read().strip()
         except OSError:
             continue
-        for key in ("XLAEigen", "XLAPjRtCpuClien"):
-            if key in name:
-                counts[key] = counts.get(key, 0) + 1
+        counts["all"] += 1
+        counts["XLAEigen"] += "XLAEigen" in name
     return counts
 
 
@@ -327,9 +330,10 @@ class JraphAdapter(Adapter):
         jax = _import()[0]
         jax.devices()
         counts = xla_threads()
-        self._thread_notes = [f"threads: PJRT_NPROC={n} sizes XLA's CPU pools; counted in /proc/self/task: "
-                              f"{counts.get('XLAEigen', 0)} XLAEigen (intra-op), "
-                              f"{counts.get('XLAPjRtCpuClien', 0)} XLAPjRtCpuClient threads"]
+        self._thread_notes = [f"threads: PJRT_NPROC={n} sizes XLA's CPU pools (XLA_FLAGS "
+                              "--xla_cpu_multi_thread_eigen / intra_op_parallelism_threads do not: measured, the "
+                              "pool keeps one thread per allowed core); counted in /proc/self/task after the CPU "
+                              f"client started: {counts.get('XLAEigen', 0)} XLAEigen (intra-op pool) threads"]
 
     # ---- node models ------------------------------------------------------------
     def prepare(self, graph, spec, device, seed, weights):
