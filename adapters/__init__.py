@@ -28,6 +28,7 @@ ADAPTERS: dict[str, str] = {
     "graphnets": "gnnbench.adapters.graphnets:GraphNetsAdapter",
     "dgl": "gnnbench.adapters.dgl:DGLAdapter",
     "spektral": "gnnbench.adapters.spektral:SpektralAdapter",
+    "jraph": "gnnbench.adapters.jraph:JraphAdapter",
     "native": "gnnbench.adapters.native:NativeAdapter",
 }
 

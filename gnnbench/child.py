@@ -260,7 +260,7 @@ def _until_target(adapter, graph, spec, cell: dict, cfg: dict, train_ids):
     return epochs, batching, batch_stats, tta
 
 
-ML_MODULES = ("torch", "tensorflow", "dgl", "torch_geometric", "spektral", "graph_nets", "sonnet")
+ML_MODULES = ("torch", "tensorflow", "dgl", "torch_geometric", "spektral", "graph_nets", "sonnet", "jax", "jraph")
 
 
 def isolation() -> dict:
@@ -287,6 +287,10 @@ def isolation() -> dict:
         info["tf_inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
         info["tf_gpu_memory_growth"] = {d.name: tf.config.experimental.get_memory_growth(d)
                                         for d in tf.config.list_physical_devices("GPU")}
+    if "jax" in sys.modules:
+        from gnnbench.adapters.jraph import xla_threads
+        info["xla_env"] = {v: os.environ.get(v) for v in ("PJRT_NPROC", "XLA_FLAGS", "JAX_PLATFORMS")}
+        info["xla_threads"] = xla_threads()
     return info
 
 
