@@ -100,10 +100,14 @@ def test_the_target_is_scored_on_the_harness_validation_mask(monkeypatch, data_d
     from gnnbench.adapters.testing import FakeAdapter
 
     class ValOnly(FakeAdapter):
+        def prepare(self, graph, spec, device, seed, weights):
+            super().prepare(graph, spec, device, seed, weights)
+            self.val = np.asarray(graph.val_mask, bool)
+
         def logits(self):
             z = np.zeros((self.x.shape[0], self.w.shape[1]), np.float32)
             z[np.arange(len(self.y)), (self.y + 1) % self.w.shape[1]] = 1.0      # wrong everywhere
-            val = self.masks["val"]
+            val = self.val
             z[val] = 0.0
             z[np.flatnonzero(val), self.y[val]] = 1.0                              # right on val
             return z
