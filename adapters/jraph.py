@@ -283,6 +283,7 @@ class JraphAdapter(Adapter):
     devices = ("cpu",)
     feature_layouts = ("dense",)
     sparse_features_why = SPARSE_WHY
+    compile_why = "compile=true is torch.compile; jraph's training step is always jax.jit-compiled (XLA)"
 
     def __init__(self):
         self._thread_notes: list[str] = []

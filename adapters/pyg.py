@@ -7,7 +7,7 @@ from gnnbench.protocol import Availability
 
 from ._graphtask import GraphTaskMixin, gin_net
 from ._torch import (TorchAdapter, TorchHooks, _apply_mask, canonical_attention_edges, copy_, edge_permutation,
-                     make_optimizer, numpy_, optimizer_note, sparse_dropout)
+                     compile_notes, make_optimizer, numpy_, optimizer_note, sparse_dropout)
 
 SAGE_NOTE = ("sage: SAGEConv(aggr='mean') divides the neighbour sum by the in-degree count in every forward, "
              "under both norm_policy values: it cannot take a precomputed 1/deg (its message takes no edge "
@@ -54,7 +54,7 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         spec = getattr(self, "spec", None)
         if spec is None:
             return []
-        out = [optimizer_note(spec),
+        out = [optimizer_note(spec), *compile_notes(spec),
                "features=sparse: x is a coalesced torch.sparse_coo_tensor fed to GCNConv; input dropout is "
                "F.dropout on its stored values only (the zeros stay zero)"
                if spec.features == "sparse" else "features=dense: x is a dense float32 tensor"]
@@ -200,16 +200,18 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         self.num_nodes, self.layer_inputs = graph.num_nodes, [i for i, _ in dims]
         self._edge_index_np = graph.edge_index
 
-    # ---- verify hooks of GAT's attention dropout: while a mask is set, GATConv's own dropout is 0 and an
-    # edge_update forward hook multiplies edge_update's output (the softmax) by mask / (1 - p), the same
-    # place in the computation; alpha's edges are permuted from the canonical order to PyG's
+    # ---- verify hooks of GAT's attention dropout: while a mask is set, GATConv's own dropout is 0 and the
+    # conv's edge_update (which returns the softmax, then F.dropout at p = 0) is wrapped to multiply its output
+    # by mask / (1 - p), the same place in the computation; alpha's edges are permuted from the canonical order
+    # to PyG's. A wrapper on the instance, not register_edge_update_forward_hook: PyG's generated edge_updater
+    # skips those hooks under torch.compile (`not is_compiling()`), measured: compile=true then failed verify.
     def attn_sites(self):
         e = self._edge_index_np.shape[1] + self.num_nodes
         return {f"attn.{k}": (e, conv.heads) for k, conv in enumerate(self.convs)}
 
     def _attn_state(self):
         if self._attn is None:
-            self._attn = {"p": [conv.dropout for conv in self.convs], "hooks": [], "perm": None}
+            self._attn = {"p": [conv.dropout for conv in self.convs], "perm": None}
         return self._attn
 
     def _attn_permutation(self):
@@ -225,11 +227,9 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
 
     def set_attn_masks(self, masks):
         st = self._attn_state()
-        for h in st["hooks"]:
-            h.remove()
-        st["hooks"] = []
         for conv, p in zip(self.convs, st["p"]):
             conv.dropout = p
+            conv.__dict__.pop("edge_update", None)     # the class's edge_update again
         if not masks:
             return
         if st["perm"] is None:
@@ -237,10 +237,12 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         for k, m in masks.items():
             conv, p, mk = self.convs[k], st["p"][k], m[st["perm"]]
             conv.dropout = 0.0
+            own = type(conv).edge_update
 
-            def hook(module, inputs, out, mk=mk, p=p, site=f"attn.{k}"):
-                return _apply_mask(out, mk, p, site) if module.training else None
-            st["hooks"].append(conv.register_edge_update_forward_hook(hook))
+            def edge_update(*args, conv=conv, own=own, mk=mk, p=p, site=f"attn.{k}", **kwargs):
+                out = own(conv, *args, **kwargs)
+                return _apply_mask(out, mk, p, site) if conv.training else out
+            conv.edge_update = edge_update
 
     def attn_dropout_sample(self, k, ones):
         import torch.nn.functional as F

@@ -306,7 +306,9 @@ def env():
 @click.option("--threads", type=click.IntRange(1))
 @click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False))
-def verify(libs, models, datasets, device, threads, timeout, data_dir):
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Hyperparameter override for every cell, e.g. --set compile=true (repeatable).")
+def verify(libs, models, datasets, device, threads, timeout, data_dir, overrides):
     """Prove each library computes the reference model, dropout included: logits, trainable count,
     loss and gradients with injected dropout masks, one SGD and one Adam step, its own dropout.
 
@@ -319,10 +321,11 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
     from .datasets import preflight
     from .envinfo import cpu_count
     from .runner import child_env, spawn
+    from .specs import parse_overrides
     from .validate import at, threads as check_threads
 
     s = Suite("verify", _csv(libs) if libs else adapter_names(), _csv(models), _csv(datasets), [device])
-    cells = expand(s)
+    cells = expand(s, parse_overrides(list(overrides)))
     with at("--threads"):
         check_threads(threads, cpu_count(), False, hint=False)
     preflight([c.dataset for c in cells], data_dir)
@@ -344,7 +347,8 @@ def verify(libs, models, datasets, device, threads, timeout, data_dir):
         graph_task = graph_task or cell.spec.get("task") == "graph"
         sampled = sampled or cell.spec.get("task") == "sampled"
         failed += res["status"] == "failed"
-        click.echo(f"| {cell.library} | {cell.model} | {cell.dataset} | {cell.device} | {' | '.join(cols)} | {result} |")
+        label = cell.model + "".join(f" ({k}={v})" for k, v in parse_overrides(list(overrides)).items())
+        click.echo(f"| {cell.library} | {label} | {cell.dataset} | {cell.device} | {' | '.join(cols)} | {result} |")
     click.echo(f"\nTolerances (float32 libraries against the float64 NumPy reference, timed configuration: dropout "
                f"as the spec says, the harness's seeded masks injected): eval logits |diff| <= {V.LOGITS_ATOL:g}; "
                f"loss with the masks rel <= {V.LOSS_RTOL:g}; gradients per tensor max |g - g_ref| / max(max |g_ref|, "

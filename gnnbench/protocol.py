@@ -79,6 +79,9 @@ class Adapter:
     # input feature layouts (spec.features) the adapter trains on; the harness skips the others
     feature_layouts: tuple[str, ...] = ("dense",)
     sparse_features_why: str = "trains on dense features only"   # the skip reason for 'sparse'
+    # spec.compile (torch.compile): offered by the torch adapters that accept it; the skip reason elsewhere
+    compiles: bool = False
+    compile_why: str = "compile=true is torch.compile, offered by the torch adapters (pyg, dgl)"
 
     # ---- run in the parent (must not import the library) -------------------
     @classmethod
@@ -110,6 +113,8 @@ class Adapter:
         layout = getattr(spec, "features", "dense")
         if layout not in self.feature_layouts:
             return f"{self.name}: features={layout} not offered: {self.sparse_features_why}"
+        if getattr(spec, "compile", False) and not self.compiles:
+            return f"{self.name}: {self.compile_why}"
         return None
 
     def prepare(self, graph, spec, device: str, seed: int, weights: dict) -> None:

@@ -31,6 +31,9 @@ class ModelSpec:
     # included) or 'sparse' (CSR/COO features, only where the library's public API trains on them;
     # elsewhere the cell is skipped with the reason)
     features: str = "dense"
+    # torch.compile the model's forward (torch adapters, full-batch node models; compiled in prepare,
+    # so the compile time is in setup_s, never in an epoch); elsewhere the cell is skipped with the reason
+    compile: bool = False
 
     def with_overrides(self, overrides: dict | None) -> "ModelSpec":
         return override(self, overrides or {})
@@ -108,7 +111,7 @@ CHOICES = {"readout": ("sum", "mean"), "norm_policy": ("cached", "recompute"), "
 
 # Spec keys added after records were first written, with the value that reproduces what those
 # records ran: left out of the spec hash at that value, so older run keys still match.
-HASH_NEUTRAL = {"features": "dense"}
+HASH_NEUTRAL = {"features": "dense", "compile": False}
 
 
 def spec_hash(spec: dict | None) -> str:

@@ -49,11 +49,11 @@ def test_masks_replace_the_library_dropout_and_are_removed_again(cora):
     a.set_dropout_masks(draw_masks(a.dropout_sites(), spec))
     assert all(op is not F.dropout for op in a.drops)
     assert [c.dropout for c in a.convs] == [0.0, 0.0]
-    assert [len(c._edge_update_forward_hooks) for c in a.convs] == [1, 1]
+    assert all("edge_update" in c.__dict__ for c in a.convs)      # the masking wrapper on each conv
     a.set_dropout_masks(None)                                     # the timed configuration again
     assert all(op is F.dropout for op in a.drops)
     assert [c.dropout for c in a.convs] == [spec.attn_dropout] * 2
-    assert [len(c._edge_update_forward_hooks) for c in a.convs] == [0, 0]
+    assert not any("edge_update" in c.__dict__ for c in a.convs)  # GATConv.edge_update again
 
 
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage"])

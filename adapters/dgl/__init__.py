@@ -51,7 +51,7 @@ from gnnbench.protocol import Availability
 
 from .._graphtask import GraphTaskMixin, gin_net
 from .._torch import (TorchAdapter, TorchHooks, canonical_attention_edges, copy_, edge_permutation, make_optimizer,
-                      masked_dropout_module, numpy_, optimizer_note)
+                      masked_dropout_module, numpy_, optimizer_note, compile_notes)
 from . import _import
 
 POLICIES = ("cached", "recompute")
@@ -106,6 +106,7 @@ class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         spec = getattr(self, "spec", None)
         if spec is not None:
             out.append(optimizer_note(spec))
+            out += compile_notes(spec)
             out.append("features=dense: feat is a dense float32 tensor (sparse features not offered)")
             if spec.task == "graph":
                 out.append("gin: GINConv(mlp, 'sum', learn_eps=False) on dgl.batch batches (what GraphDataLoader "

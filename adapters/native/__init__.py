@@ -63,6 +63,10 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
     install_hint = "needs a C++ compiler (g++/clang++), ninja (pip install ninja) and torch; nvcc for CUDA"
     models = ("gcn", "gat", "sage", "gin", "sage-sampled")
     feature_layouts = ("dense", "sparse")
+    compiles = False
+    compile_why = ("compile=true (torch.compile) not offered: native's forward is already our own fused C++ kernels "
+                   "(dropout, SpMM/attention, bias and activation in one pass) behind torch.autograd.Function; "
+                   "the row stands for those kernels, not for what inductor makes of the torch ops around them")
 
     def __init__(self):
         self._lib = None
