@@ -35,7 +35,7 @@ def run(job: dict) -> dict:
     """Measure one run; returns the child's part of the record."""
     from gnnbench.adapters import adapter_class
     from .metrics import accuracy
-    from .references import in_band, reference
+    from .published import in_band, reference
     from .specs import spec_from_dict
     from .stats import summarize
     from .weights import init_weights

@@ -153,7 +153,7 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
     for ident, values in accs.items():
         cells[ident].acc = mean_std(values)[0]
     # as in the report: when every seed ran, the accuracy band is checked on the mean over seeds
-    from .references import in_band
+    from .published import in_band
     for cd in cells.values():
         if cd.status in RAN and not cd.until:   # a time-to-accuracy run stops at its target by design
             cd.status = "accuracy_mismatch" if in_band(cd.model, cd.dataset, cd.acc) is False else "ok"

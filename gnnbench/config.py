@@ -324,7 +324,7 @@ def _until_targets(suite: Suite, datasets: list[str]) -> dict[tuple[str, str], d
     published test reference minus its band. One line naming --until (or file:line) for a model with no
     validation split or a pair with no reference."""
     from .datasets import dataset_task
-    from .references import reference
+    from .published import reference
     from .specs import get_spec
 
     where = suite.where.get("until", "until")

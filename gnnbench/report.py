@@ -12,7 +12,7 @@ import json
 from collections import OrderedDict
 
 from .hardware import hardware_of, hardware_set
-from .references import AGREEMENT_MARGIN, disagreeing, in_band, reference
+from .published import AGREEMENT_MARGIN, disagreeing, in_band, reference
 from .results import latest_per_key, until_of
 from .stats import mean_std, summarize
 

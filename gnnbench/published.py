@@ -1,4 +1,5 @@
-"""Published accuracy references (data in data/reference_accuracy.yaml)."""
+"""Published test accuracies and their bands (data in data/reference_accuracy.yaml); the NumPy
+reference models that verify compares against are gnnbench.reference."""
 from __future__ import annotations
 
 from functools import lru_cache
