@@ -15,6 +15,7 @@ def _graph_task(self) -> bool:
 class TorchAdapter(Adapter):
     devices = ("cpu", "cuda")
     compiles = True          # spec.compile: torch.compile of the full-batch node model (see compile_model)
+    compiled = None          # that compiled model, else None (then self.model runs, as in every other task)
 
     def unsupported_spec(self, spec) -> str | None:
         why = super().unsupported_spec(spec)
@@ -70,9 +71,7 @@ class TorchAdapter(Adapter):
         self.train_y = self.y[self.train_idx]
         self.optimizer = make_optimizer(self.model.parameters(), spec)
         self._loss = None
-        self.forward = self.model
-        if getattr(spec, "compile", False):
-            self.forward = compile_model(self, seed)
+        self.compiled = compile_model(self, seed) if getattr(spec, "compile", False) else None
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
 
@@ -85,6 +84,10 @@ class TorchAdapter(Adapter):
         loss.backward()
         self.optimizer.step()
         self._loss = loss
+
+    def forward(self, *inputs):
+        """The node model's forward: compiled where spec.compile asked for it."""
+        return (self.model if self.compiled is None else self.compiled)(*inputs)
 
     def last_loss(self) -> float:
         return float(self._loss.detach().cpu())
@@ -359,7 +362,7 @@ class TorchHooks:
             # a compiled forward keeps the graph it traced: hooks added after it (GAT's attention masks) and
             # swapped dropout ops must be traced anew (measured: without this, PyG's compiled GAT kept its own
             # attention dropout and failed verify)
-            self.forward = recompile(self.model)
+            self.compiled = recompile(self.model)
 
     def _set_masks(self, masks: dict) -> None:
         t = mask_tensors(masks, self.dropout_sites(), self.device, self.name)
