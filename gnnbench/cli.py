@@ -507,7 +507,7 @@ def kernels(datasets, widths, repeats, threads, device, ops, impls, data_dir, js
 
     Reports time and achieved bandwidth next to the machine's measured copy bandwidth.
     """
-    from . import kernels_bench as kb
+    from gnnbench.adapters.native import kernels_bench as kb
     from .datasets import canonical_dataset_name
     from .envinfo import cpu_count
     from .validate import at, threads as check_threads

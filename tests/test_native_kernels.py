@@ -484,8 +484,8 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
 
 # ---------------------------------------------------------------------------- gnnbench kernels
 
-def test_kernels_bench_rows_and_table(data_dir, capsys):
-    from gnnbench import kernels_bench as kb
+def test_kernels_bench_rows_and_table(data_dir):
+    from gnnbench.adapters.native import kernels_bench as kb
     rows = kb.run_kernels(["cora", "synthetic:nodes=500,avg_degree=4"], [8], data_dir, repeats=1,
                           impls=("native", "torch.sparse", "pyg"), copy_bw=1e10)
     assert len(rows) == 2 * 2 * 3
@@ -496,6 +496,8 @@ def test_kernels_bench_rows_and_table(data_dir, capsys):
     assert "| spmm | cora |" in table and "| sddmm | synthetic:nodes=500,avg_degree=4 |" in table
     assert kb._split_datasets("cora,synthetic:nodes=10,avg_degree=2,pubmed") == \
         ["cora", "synthetic:nodes=10,avg_degree=2", "pubmed"]
-    assert kb.main(["--datasets", "synthetic:nodes=300,avg_degree=4", "--widths", "4", "--repeats", "1",
-                    "--impls", "native", "--ops", "spmm"]) == 0
-    assert "| spmm | synthetic:nodes=300,avg_degree=4 | 300 |" in capsys.readouterr().out
+    from click.testing import CliRunner
+    from gnnbench.cli import main
+    r = CliRunner().invoke(main, ["kernels", "--datasets", "synthetic:nodes=300,avg_degree=4", "--widths", "4",
+                                  "--repeats", "1", "--impls", "native", "--ops", "spmm"])
+    assert r.exit_code == 0 and "| spmm | synthetic:nodes=300,avg_degree=4 | 300 |" in r.output, r.output

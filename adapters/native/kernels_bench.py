@@ -1,4 +1,6 @@
-"""`gnnbench kernels`: micro-benchmarks of the sparse kernels under the models.
+"""`gnnbench kernels`: micro-benchmarks of the sparse kernels under the models (the CLI command in
+gnnbench/cli.py is the only entry point; this module sits beside the native kernels it measures and
+imports PyG and DGL only inside its functions).
 
 SpMM (out[i] = sum_j w_ij X[j], the GCN aggregation over the normalised
 adjacency with self-loops) and SDDMM (per edge <U[src], V[dst]>, the attention
@@ -20,7 +22,6 @@ read + write bytes / time) is measured once and shown next to it.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import warnings
@@ -60,7 +61,7 @@ def copy_bandwidth(device: str = "cpu", nbytes: int = 256 << 20, repeats: int = 
 def _load_edges(name: str, data_dir):
     """(display name, num_nodes, src, dst) without self-loops; synthetic graphs are
     generated with one feature column (their features are not used here)."""
-    from .datasets import canonical_dataset_name, load_graph
+    from gnnbench.datasets import canonical_dataset_name, load_graph
     canon = canonical_dataset_name(name)            # validates the name
     display = canon
     if canon.startswith("synthetic"):
@@ -105,7 +106,7 @@ def run_kernels(datasets: list[str], widths: list[int], data_dir=None, repeats: 
                 device: str = "cpu", ops=OPS, impls=IMPLS, copy_bw: float | None = None) -> list[dict]:
     """Time every (op, dataset, width, implementation); one dict per measurement. The datasets are
     found and hash-checked first (``datasets.preflight``), before any measurement or build."""
-    from .datasets import preflight
+    from gnnbench.datasets import preflight
     preflight(datasets, data_dir)
     import numpy as np
     import torch
@@ -222,36 +223,3 @@ def _split_datasets(text: str) -> list[str]:
         else:
             out.append(part)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`gnnbench kernels [--datasets ..] [--widths ..] [--repeats N] [--threads N] [--device cpu|cuda]
-    [--ops spmm,sddmm] [--impls native,pyg,dgl,torch.sparse] [--data-dir DIR] [--json PATH]`."""
-    p = argparse.ArgumentParser(prog="gnnbench kernels", description=__doc__.split("\n\n")[0])
-    p.add_argument("--datasets", default=",".join(DEFAULT_DATASETS))
-    p.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)))
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--ops", default=",".join(OPS))
-    p.add_argument("--impls", default=",".join(IMPLS))
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--json", default=None, help="also write the rows as JSON here")
-    a = p.parse_args(argv)
-    ops = _csv(a.ops)
-    impls = _csv(a.impls)
-    bad = [o for o in ops if o not in OPS] + [i for i in impls if i not in IMPLS]
-    if bad:
-        p.error(f"unknown op/impl {bad}; ops: {', '.join(OPS)}; impls: {', '.join(IMPLS)}")
-    rows = run_kernels(_split_datasets(a.datasets), [int(w) for w in _csv(a.widths)], a.data_dir, a.repeats,
-                       threads=a.threads, device=a.device, ops=ops, impls=impls)
-    print(format_table(rows))
-    if a.json:
-        import json
-        with open(a.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
