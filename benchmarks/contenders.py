@@ -3,6 +3,7 @@ accuracy per cell, one column per library and variant (e.g. ``pyg compile=True``
 column in the cell, and whether the ranking changes when a variant replaces its eager library.
 
     python benchmarks/contenders.py results/citation.jsonl results/citation-contenders.jsonl
+    python benchmarks/contenders.py results/citation-tta.jsonl      (time-to-accuracy runs)
 
 Rows are ``gnnbench.report.rows`` (so the medians are the report's); only ``ok`` and
 ``accuracy_mismatch`` rows are shown, a mismatch marked ¹. Columns measured in different runs are
@@ -13,12 +14,44 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gnnbench.report import rows  # noqa: E402
+from gnnbench.report import rows, tta_rows  # noqa: E402
 from gnnbench.results import read_records  # noqa: E402
+
+
+def tta(recs) -> None:
+    """Seconds to the target (training steps only; median over the seeds that reached it), epochs to it,
+    seeds that reached it; then the ranking by time to target next to the ranking by epoch time."""
+    table = tta_rows(recs)
+    cols = list(dict.fromkeys(f"{r['library']} {r['variant']}".strip() for r in table))
+    cells = list(dict.fromkeys((r["dataset"], r["model"]) for r in table))
+    by = {(r["dataset"], r["model"], f"{r['library']} {r['variant']}".strip()): r for r in table}
+    print("| dataset | model | target | " + " | ".join(cols) + " | order by time to target | order by epoch time |")
+    print("|---|---|---|" + "---|" * len(cols) + "---|---|")
+    differ = 0
+    for d, m in cells:
+        out, target = [], ""
+        for c in cols:
+            r = by.get((d, m, c))
+            if r is None:
+                out.append("–")
+                continue
+            target = f"{r['target']:g}"
+            s_ = "–" if r["s_to_target"] is None else f"{r['s_to_target']:.2f} s"
+            e_ = "" if r["epochs_to_target"] is None else f" ({r['epochs_to_target']:g} ep)"
+            out.append(f"{s_}{e_} {r['reached']}/{r['seeds']}")
+        here = [c for c in cols if (d, m, c) in by]
+        by_tta = sorted([c for c in here if by[(d, m, c)]["rank_tta"] is not None], key=lambda c: by[(d, m, c)]["rank_tta"])
+        by_ep = sorted(here, key=lambda c: by[(d, m, c)]["rank_epoch"])
+        differ += by_tta != [c for c in by_ep if c in by_tta]
+        print(f"| {d} | {m} | {target} | " + " | ".join(out) + f" | {' < '.join(by_tta)} | {' < '.join(by_ep)} |")
+    print(f"\nRows whose every seed reached the target are ranked; the order by time to target differs from the "
+          f"order by epoch time (over the same rows) in {differ} of {len(cells)} cells.")
 
 
 def main(paths: list[str]) -> None:
     recs = [r for p in paths for r in read_records(p)]
+    if any(r.get("time_to_accuracy") for r in recs):
+        return tta(recs)
     table = [r for r in rows(recs) if r["status"] in ("ok", "accuracy_mismatch")]
     cols = list(dict.fromkeys(f"{r['library']} {r['variant']}".strip() for r in table))
     cells = list(dict.fromkeys((r["dataset"], r["model"]) for r in table))
