@@ -142,7 +142,7 @@ def compile_model(adapter, seed: int):
     """``torch.compile`` of ``adapter.model``, compiled here (in prepare, so in setup_s) for both modes
     the run uses: training (forward + backward) and eval under no_grad. No optimiser step is taken and
     the gradients are cleared, so the weights and Adam's state are the canonical initial ones; the
-    torch seed is set again, so the timed epochs draw the dropout stream of an eager run's start."""
+    torch seed is set again, so the compile's own dropout draws do not shift the run's seeded stream."""
     import torch
     import torch.nn.functional as F
     fwd = torch.compile(adapter.model, dynamic=False)
@@ -359,9 +359,8 @@ class TorchHooks:
         if masks:
             self._set_masks(masks)
         if getattr(self.spec, "compile", False):
-            # a compiled forward keeps the graph it traced: hooks added after it (GAT's attention masks) and
-            # swapped dropout ops must be traced anew (measured: without this, PyG's compiled GAT kept its own
-            # attention dropout and failed verify)
+            # traced anew with the swapped dropout callables (and PyG's wrapped edge_update) in place, rather
+            # than relying on dynamo's guards to notice them (verify only; a timed run never gets here)
             self.compiled = recompile(self.model)
 
     def _set_masks(self, masks: dict) -> None:
