@@ -33,43 +33,18 @@ def _timed(fn, sync) -> int:
 
 def run(job: dict) -> dict:
     """Measure one run; returns the child's part of the record."""
-    from gnnbench.adapters import adapter_class
     from .metrics import accuracy
     from .published import in_band, reference
-    from .specs import spec_from_dict
     from .stats import summarize
     from .weights import init_weights
 
     cell, cfg = job["cell"], job["config"]
     out: dict = {"status": "failed", "error": "", "notes": []}
-    adapter = adapter_class(cell["library"])()
-    t0 = time.perf_counter()
-    avail = adapter.available()          # imports the library; native compiles (or loads) its kernels here
-    out["available_s"] = time.perf_counter() - t0
-    out["library_version"] = avail.version
-    if not avail.ok:
-        out.update(status="skipped", error=f"{cell['library']} unavailable: {avail.reason}"
-                   + (f"; install with: {avail.install_hint}" if avail.install_hint else ""))
+    adapter, spec, why = preflight(job, out)
+    if why:
+        out.update(status="skipped", error=why)
         return out
     device = cell["device"]
-    if device.split(":")[0] not in adapter.devices:
-        out.update(status="skipped", error=f"{cell['library']} does not support device '{device}'")
-        return out
-    if device.startswith("cuda"):
-        ok, why = _cuda_available()
-        if not ok:
-            out.update(status="skipped", error=why)
-            return out
-    why = adapter.unsupported(cell["model"])
-    if why:
-        out.update(status="skipped", error=why)
-        return out
-
-    spec = spec_from_dict(cell["spec"])
-    why = adapter.unsupported_spec(spec)
-    if why:
-        out.update(status="skipped", error=why)
-        return out
     adapter.set_threads(cfg["threads"])
     out["versions"] = adapter.versions()
     t0 = time.perf_counter()
@@ -294,27 +269,46 @@ def isolation() -> dict:
     return info
 
 
-def run_verify(job: dict) -> dict:
-    """`gnnbench verify` for one cell: compare the adapter with the reference."""
+def preflight(job: dict, out: dict | None = None):
+    """What a run and ``verify`` check before any work, in this order: the library imports
+    (``available``; its time and version go to ``out``), it implements the model's task
+    (``Adapter.for_task``), the device kind and a CUDA device exist, it implements the model and
+    the spec. Returns (adapter, spec, None), or (adapter or None, spec, why it is skipped)."""
     from gnnbench.adapters import adapter_class
     from .specs import spec_from_dict
+
+    cell = job["cell"]
+    out = {} if out is None else out
+    lib, device = cell["library"], cell["device"]
+    spec = spec_from_dict(cell["spec"])
+    registered = adapter_class(lib)
+    impl = registered.for_task(spec.task)
+    adapter = (impl or registered)()
+    t0 = time.perf_counter()
+    avail = adapter.available()          # imports the library; native compiles (or loads) its kernels here
+    out["available_s"] = time.perf_counter() - t0
+    out["library_version"] = avail.version
+    if not avail.ok:
+        return adapter, spec, (f"{lib} unavailable: {avail.reason}"
+                               + (f"; install with: {avail.install_hint}" if avail.install_hint else ""))
+    if impl is None:
+        return adapter, spec, f"{lib} does not implement the {spec.task} task (model '{cell['model']}')"
+    if device.split(":")[0] not in adapter.devices:
+        return adapter, spec, f"{lib} does not support device '{device}'"
+    if device.startswith("cuda"):
+        ok, why = _cuda_available()
+        if not ok:
+            return adapter, spec, why
+    why = adapter.unsupported(cell["model"]) or adapter.unsupported_spec(spec)
+    return adapter, spec, why or None
+
+
+def run_verify(job: dict) -> dict:
+    """`gnnbench verify` for one cell: compare the adapter with the reference."""
     from .verify import check
 
     cell, cfg = job["cell"], job["config"]
-    adapter = adapter_class(cell["library"])()
-    avail = adapter.available()
-    if not avail.ok:
-        return {"status": "skipped", "error": f"{cell['library']} unavailable: {avail.reason}"
-                + (f"; install with: {avail.install_hint}" if avail.install_hint else "")}
-    why = adapter.unsupported(cell["model"])
-    if why:
-        return {"status": "skipped", "error": why}
-    if cell["device"].startswith("cuda"):
-        ok, why = _cuda_available()
-        if not ok:
-            return {"status": "skipped", "error": why}
-    spec = spec_from_dict(cell["spec"])
-    why = adapter.unsupported_spec(spec)
+    adapter, spec, why = preflight(job)
     if why:
         return {"status": "skipped", "error": why}
     adapter.set_threads(cfg["threads"])

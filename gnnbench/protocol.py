@@ -85,6 +85,15 @@ class Adapter:
 
     # ---- run in the parent (must not import the library) -------------------
     @classmethod
+    def for_task(cls, task: str) -> "type[Adapter] | None":
+        """The class that runs ``task`` ('node', 'graph' or 'sampled': ``spec.task``, fixed by the
+        model) for this library, or None when the library does not implement it (the harness then
+        records the cell as ``skipped``). The default: this class, for every task one of its
+        ``models`` belongs to. A library with one class per task overrides this with its table."""
+        from .specs import MODELS
+        return cls if any(m in MODELS and MODELS[m].task == task for m in cls.models) else None
+
+    @classmethod
     def child_env(cls, threads: int) -> dict[str, str]:
         """Extra environment for the child process (set before any import)."""
         return {}
