@@ -4,7 +4,9 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-DATA    ?= $(if $(GNNBENCH_DATA),$(GNNBENCH_DATA),$(abspath ../shared/datasets))
+# The data folder: GNNBENCH_DATA, else ../shared/datasets beside the checkout when it exists, else none
+# (gnnbench then downloads the raw files into ~/.cache/gnnbench; a folder that does not exist is an error).
+DATA    ?= $(if $(GNNBENCH_DATA),$(GNNBENCH_DATA),$(wildcard $(abspath ../shared/datasets)))
 
 .PHONY: install install-sampling bench test overhead clean
 
