@@ -29,6 +29,7 @@ child run and one result record.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,18 @@ import yaml
 
 from .errors import UsageError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+def _config_dir() -> Path:
+    """The suites folder. The top-level configs/ is installed as the package gnnbench.configs
+    (pyproject.toml), so any install (wheel, pip --target, editable) finds it through the import system;
+    a source checkout that is only on sys.path, not installed, has it beside the package."""
+    try:
+        return Path(str(importlib.resources.files("gnnbench.configs")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "configs"
+
+
+CONFIG_DIR = _config_dir()
 SUITE_KEYS = {"name", "description", "libraries", "models", "datasets", "devices", "epochs", "warmup",
               "repeats", "timeout", "threads", "overrides", "infer_reps", "memory_limit_gb",
               "rss_limit_gb", "oversubscribe", "executor", "ray_address", "resources", "placement", "retries",
