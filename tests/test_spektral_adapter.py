@@ -314,3 +314,44 @@ def test_edge_permutation_and_mask_checks():
         check_masks({"input.0": np.ones((3, 3))}, {"input.0": (3, 2)})
     with pytest.raises(ValueError, match="unknown dropout site 'attn.0'"):
         check_masks({"attn.0": np.ones((7, 1))}, {"input.0": (3, 2)})
+
+
+def test_weight_table_round_trip_and_shape_mismatch():
+    """The one loader/reader pair both TF adapters map the canonical weights with (NumPy only: a
+    stand-in for tf.Variable): rows of a stacked kernel, a transposed matrix split into more axes
+    (GATConv's attention kernels), and a shape mismatch refused by the canonical weight's name,
+    never reshaped silently."""
+    import numpy as np
+    from gnnbench.adapters._tf import Slot, load_weights, read_weights
+
+    class Var:
+        def __init__(self, name, shape):
+            self.name, self.value = name, np.zeros(shape, np.float32)
+
+        @property
+        def shape(self):
+            return self.value.shape
+
+        def numpy(self):
+            return self.value
+
+        def assign(self, a):
+            assert a.shape == self.value.shape
+            self.value = np.array(a, np.float32)
+
+    rng = np.random.default_rng(0)
+    w = {"root": rng.random((3, 2)), "neigh": rng.random((3, 2)), "att": rng.random((4, 5)),
+         "kernel": rng.random((3, 8))}
+    kernel, att, gat = Var("kernel", (6, 2)), Var("att", (5, 4, 1)), Var("gat", (3, 4, 2))
+    table = [Slot("root", kernel, rows=slice(0, 3)), Slot("neigh", kernel, rows=slice(3, 6)),
+             Slot("att", att, transpose=True, split=True), Slot("kernel", gat, split=True)]
+    load_weights(table, w)
+    assert np.allclose(kernel.value, np.concatenate([w["root"], w["neigh"]]))
+    assert np.allclose(att.value[:, :, 0], w["att"].T)
+    assert np.allclose(gat.value.reshape(3, -1), w["kernel"])
+    back = read_weights(table, lambda v: v.numpy())
+    assert set(back) == set(w) and all(np.allclose(back[k], w[k]) for k in w)
+    with pytest.raises(ValueError, match=r"canonical weight 'kernel' \(3, 8\) does not fit gat \(3, 4, 2\)"):
+        load_weights([Slot("kernel", gat)], w)            # no split: a reshape is never implied
+    with pytest.raises(ValueError, match="canonical weight 'root' .* does not fit rows 0:2 of kernel"):
+        load_weights([Slot("root", kernel, rows=slice(0, 2))], w)
