@@ -33,27 +33,31 @@ gradients; the timed step is never changed.
 
 TF_USE_LEGACY_KERAS=1 must be set before TensorFlow is first imported: it is in
 ``child_env`` and set (if missing) by ``_import`` before anything is imported.
+
+One class per task: ``GraphNetsAdapter`` (registered; the library-level parts and the node task:
+GCN, GAT, SAGE) and ``GraphNetsGraphAdapter`` (the graph task: GIN, on ``_tf_graphtask``);
+``for_task`` maps the task to its class. The library has no neighbour sampler: no class for the
+sampled task. Each model maps the canonical weights onto its variables with one table
+(``_tf.Slot``), which ``_tf.load_weights`` loads and ``_tf.read_weights`` reads back.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from gnnbench.protocol import Adapter, Availability
+from gnnbench.protocol import Availability
 
-from ._tf_graphtask import (TFGraphTaskMixin, assign, canonical_attention_edges, check_masks, edge_permutation,
-                            grads_by_variable, step_fn)
+from ._tf import (Slot, TFAdapter, canonical_attention_edges, check_masks, cross_entropy, edge_permutation,
+                  import_tf, load_weights, optimizer_note)
+from ._tf_graphtask import TFGraphTask
 
 _FEATURE_DROPOUT_SEED = 1000    # op-level seed of the input dropout of layer k: 1000 + k
 _ATTN_DROPOUT_SEED = 2000       # op-level seed of the attention dropout of layer k: 2000 + k
+_TF_ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def _import():
     """Import TensorFlow, Sonnet and Graph Nets (legacy Keras switched on first)."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    tf = import_tf(_TF_ENV)
     import sonnet as snt
     from graph_nets import blocks, modules, utils_tf
     return tf, snt, blocks, modules, utils_tf
@@ -67,29 +71,27 @@ def _dist_version(name: str) -> str:
         return "unknown"
 
 
-class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
+class GraphNetsAdapter(TFAdapter):
+    """The library (registered name ``graphnets``) and its node task: GCN, GAT, SAGE on one GraphsTuple."""
     name = "graphnets"
     library = "graph-nets"
     install_hint = "pip install 'gnnbench[graphnets]'"
     models = ("gcn", "gat", "sage", "gin")
-    devices = ("cpu",)
     feature_layouts = ("dense",)
     sparse_features_why = (
         "Graph Nets' GraphsTuple holds NODES as one dense tensor [n_nodes] + node_shape "
         "(utils_tf.data_dicts_to_graphs_tuple converts every field with tf.convert_to_tensor, the blocks "
         "tf.gather and tf.concat the nodes) and snt.Linear is tf.matmul on a dense input: its public API "
         "takes no tf.SparseTensor node features")
-
-    def __init__(self):
-        self._notes: list[str] = []
-        self._loss = None
+    tf_env = _TF_ENV
+    optimizer_api = "sonnet"
 
     # ---- parent side ----------------------------------------------------------
     @classmethod
-    def child_env(cls, threads: int) -> dict[str, str]:
-        return {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    def for_task(cls, task: str):
+        return {"node": GraphNetsAdapter, "graph": GraphNetsGraphAdapter}.get(task)
 
-    # ---- child side -----------------------------------------------------------
+    # ---- child side: the library ------------------------------------------------
     def available(self):
         try:
             _import()
@@ -102,36 +104,23 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
         return {"graph_nets": _dist_version("graph_nets"), "sonnet": snt.__version__,
                 "tensorflow": tf.__version__}
 
-    def notes(self):
-        return list(self._notes)
+    def dropout_call(self, module, x):
+        """An snt.Dropout module of this library in training mode."""
+        return module(x, is_training=True)
 
-    def unsupported(self, model: str) -> str | None:
-        if model == "sage-sampled":
-            return f"{self.name}: the library has no neighbour sampler (not supported)"
-        return super().unsupported(model)
-
-    def set_threads(self, n: int) -> None:
-        tf, *_ = _import()
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(n)
-            tf.config.threading.set_inter_op_parallelism_threads(n)
-        except RuntimeError as exc:  # the TF runtime was already initialised
-            self._notes.append(f"thread settings not applied ({exc})")
-
-    # ---- model ------------------------------------------------------------------
+    # ---- child side: the node task -------------------------------------------------
     def prepare(self, graph, spec, device, seed, weights):
-        if spec.task == "graph":
-            self._notes = [n for n in self._notes if n.startswith("thread")] + _gin_notes(spec)
-            return self.prepare_graphs(graph, spec, device, seed, weights)
         tf, snt, blocks, modules, utils_tf = _import()
-        if spec.name not in self.models:
-            raise ValueError(f"graphnets adapter has no model '{spec.name}'")
+        if spec.name not in ("gcn", "gat", "sage"):
+            raise ValueError(f"graphnets adapter has no node-task model '{spec.name}'")
         if device != "cpu":
             raise ValueError(f"graphnets adapter runs on cpu only, not '{device}'")
-        tf.random.set_seed(seed)          # global seed; every dropout op also has an op seed
-        np.random.seed(seed % 2**32)
+        # global seeds; every dropout op also has an op seed. Op determinism is not turned on here (the
+        # graph task turns it on): it changes float rounding, so the node runs would no longer repeat
+        # the numbers they have always given
+        self.seed(tf, seed, deterministic=False)
         self.spec = spec
-        self._notes = [n for n in self._notes if n.startswith("thread")]
+        self._notes = []
         n = graph.num_nodes
         cached = spec.norm_policy == "cached"
         src, dst = graph.edge_index.astype(np.int32)
@@ -148,36 +137,22 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
         self.graph_ = graph
 
         self.model = _build_model(tf, snt, blocks, modules, spec, weights, n, cached)
-        self.params = self.model.params                 # canonical name -> (variable, how to read it)
+        self.params = self.model.params                 # the weight table (canonical name -> variable)
+        load_weights(self.params, weights)
         self.variables = self.model.variables_in_order
 
         self.y = graph.y
         train_idx = tf.constant(np.flatnonzero(graph.train_mask).astype(np.int32))
         train_y = tf.constant(graph.y[graph.train_mask].astype(np.int32))
 
-        if spec.optimizer == "adam":
-            opt = snt.optimizers.Adam(learning_rate=spec.lr, beta1=0.9, beta2=0.999, epsilon=1e-8)
-        elif spec.optimizer == "sgd":
-            opt = snt.optimizers.SGD(learning_rate=spec.lr)
-        else:
-            raise ValueError(f"unknown optimizer '{spec.optimizer}'")
-        self.optimizer = opt
+        self._apply = self.make_optimizer(tf, spec, self.variables)
         model, g = self.model, self.graph
-
-        def loss_fn():
-            logits = model(g, training=True)
-            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=train_y, logits=tf.gather(logits, train_idx)))
-
-        def forward():
-            return model(g, training=False)
-
         self._tf = tf
         # the timed step (record=False); set_dropout_masks compiles the verify one (record=True)
-        self._node_step = lambda record: step_fn(tf, loss_fn, self.variables, float(spec.weight_decay),
-                                                 opt.apply, record)
+        self._node_step = lambda record: self.compile_step(
+            lambda: cross_entropy(tf, train_y, tf.gather(model(g, training=True), train_idx)), record)
         self._step = self._node_step(False)
-        self._forward = tf.function(forward)
+        self._eval = tf.function(lambda: model(g, training=False))
         self._loss = None
 
         self._notes += _model_notes(spec)
@@ -185,23 +160,11 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
     def train_step(self):
         self._loss = self._step()
 
-    def last_loss(self) -> float:
-        return float(self._loss.numpy())
-
     def logits(self):
-        if self.spec.task == "graph":
-            return self.logits_graphs()
-        return self._forward().numpy()
+        return self._eval().numpy()
 
     def infer(self):
-        if self.spec.task == "graph":
-            return self.infer_graphs()
-        self._forward()
-
-    def parameters(self):
-        if self.spec.task == "graph":
-            return self.model.canonical(_numpy)
-        return {name: _read(var, rows, _numpy) for name, (var, rows) in self.params.items()}
+        self._eval()
 
     # ---- verify-only hooks (see gnnbench.protocol) ---------------------------------------------
     def num_parameters(self) -> int:
@@ -232,8 +195,6 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
         """Swap each snt.Dropout named in ``masks`` for ``x * mask / (1 - rate)`` (its own rate) in
         training mode, or restore the library's modules (None); then compile the verify step, which
         also records the gradients. The timed step is untouched."""
-        if self.spec.task == "graph":
-            return self.set_dropout_masks_graphs(masks)
         net = self.model
         net.dropouts = list(net.own_dropouts)
         for layer in net.layers:
@@ -256,37 +217,33 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
                     layer.attn_dropout = _MaskedDropout(m[perm], layer.own_attn_dropout._rate)
         self._step = self._node_step(True)
 
-    def gradients(self) -> dict:
-        """Cross-entropy gradients of the last (verify) step in the canonical layout (weight decay is
-        added to the gradient after they are taken, so it is not in them)."""
-        if self.spec.task == "graph":
-            return self.gradients_graphs()
-        grads = grads_by_variable(self._step, self.variables)
-        return {name: _read(var, rows, lambda v: grads[v.ref()]) for name, (var, rows) in self.params.items()}
-
     def dropout_sample(self, site: str, shape: tuple):
         """The snt.Dropout module the step calls at ``site`` (tf.nn.dropout, its rate and op seed) in
         training mode, applied to ones(shape)."""
         tf = self._tf
         kind, _, k = site.partition(".")
-        if self.spec.task == "graph":
-            if site != "head":
-                raise ValueError(f"unknown dropout site '{site}' (GIN has only 'head')")
-            module = self.model.own_drop
-        elif kind == "input" and k.isdigit() and int(k) < len(self.model.own_dropouts):
+        if kind == "input" and k.isdigit() and int(k) < len(self.model.own_dropouts):
             module = self.model.own_dropouts[int(k)]
         elif (kind == "attn" and k.isdigit() and int(k) < len(self.model.layers)
               and hasattr(self.model.layers[int(k)], "own_attn_dropout")):
             module = self.model.layers[int(k)].own_attn_dropout
         else:
             raise ValueError(f"unknown dropout site '{site}'")
-        return module(tf.ones(tuple(shape), tf.float32), is_training=True).numpy()
+        return self.dropout_call(module, tf.ones(tuple(shape), tf.float32)).numpy()
 
-    # ---- graph task: one data dict per graph, batched by utils_tf.data_dicts_to_graphs_tuple -----
-    def tf_module(self):
-        tf = _import()[0]
-        self._tf = tf
-        return tf
+
+class GraphNetsGraphAdapter(TFGraphTask, GraphNetsAdapter):
+    """Graph Nets' graph task (GIN): one data dict per graph, batched by utils_tf.data_dicts_to_graphs_tuple."""
+
+    def gin_notes(self, spec) -> list[str]:
+        return [optimizer_note(self.optimizer_api, spec), _DENSE_NOTE + "; head dropout: snt.Dropout",
+                "gin: EdgeBlock (sender nodes onto edges) + ReceivedEdgesToNodesAggregator(unsorted_segment_sum) "
+                "for the neighbour sum, snt.Linear MLP, NodesToGlobalsAggregator readout; batches made by "
+                "utils_tf.data_dicts_to_graphs_tuple from one data dict per graph",
+                "gin: batch norm is a small snt.Module with torch's semantics (running mean 0 / variance 1 at "
+                "start, momentum 0.1, unbiased running variance): snt.BatchNorm's moving averages are "
+                "zero-debiased EMAs created empty, so an eval pass before the first training step would divide "
+                "by sqrt(eps) instead of sqrt(1 + eps)"]
 
     def build_gin(self, tf, gs, spec, weights, seed):
         self.dicts = []
@@ -297,7 +254,6 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
                                "globals": None, "edges": None})
         self.num_features = gs.num_features
         return _graphnets_gin(spec, gs.num_classes, weights, seed)
-
     def collate(self, ids):
         tf, _, _, _, utils_tf = _import()
         ids = np.asarray(ids)
@@ -321,25 +277,6 @@ class GraphNetsAdapter(TFGraphTaskMixin, Adapter):
         return {"x": g.nodes.numpy(), "edge_index": np.stack([g.senders.numpy(), g.receivers.numpy()]).astype(np.int64),
                 "batch": np.repeat(np.arange(n_node.size), n_node)}
 
-    def make_optimizer(self, tf, spec):
-        _, snt, *_ = _import()
-        if spec.optimizer == "adam":
-            return snt.optimizers.Adam(learning_rate=spec.lr, beta1=0.9, beta2=0.999, epsilon=1e-8)
-        return snt.optimizers.SGD(learning_rate=spec.lr)
-
-    def apply_gradients(self, grads, variables):
-        self.optimizer.apply(grads, variables)
-
-    def sync(self):
-        pass
-
-
-def _optimizer_note(spec) -> str:
-    if spec.optimizer == "adam":
-        return ("optimiser: snt.optimizers.Adam (bias-corrected, eps outside the sqrt: torch.optim.Adam's "
-                "update); weight decay added to the gradient (g + wd*w) before apply")
-    return "optimiser: snt.optimizers.SGD; weight decay added to the gradient (g + wd*w) before apply"
-
 
 _DENSE_NOTE = ("features=dense: node features are the GraphsTuple's dense NODES tensor (Graph Nets has no "
                "sparse node-feature path)")
@@ -347,7 +284,7 @@ _DENSE_NOTE = ("features=dense: node features are the GraphsTuple's dense NODES 
 
 def _model_notes(spec) -> list[str]:
     cached = spec.norm_policy == "cached"
-    notes = [_optimizer_note(spec), _DENSE_NOTE + "; input dropout on every element",
+    notes = [optimizer_note("sonnet", spec), _DENSE_NOTE + "; input dropout on every element",
              "dropout: snt.Dropout (tf.nn.dropout) with tf.random.set_seed(seed) and a fixed op-level "
              "seed per dropout layer"]
     if spec.name == "gcn":
@@ -384,38 +321,19 @@ class _MaskedDropout:
         return x * self.mask / (1.0 - self.rate) if is_training else x
 
 
-def _numpy(var):
-    return var.numpy()
-
-
-def _read(variable, rows, read):
-    a = np.asarray(read(variable))
-    return np.ascontiguousarray(a if rows is None else a[rows])
-
-
-class _Const:
-    """A Sonnet initialiser that returns one given array (the canonical weights)."""
-
-    def __init__(self, array):
-        self.array = np.asarray(array, np.float32)
-
-    def __call__(self, shape, dtype):
-        import tensorflow as tf
-        if tuple(shape) != self.array.shape:
-            raise ValueError(f"canonical weight shape {self.array.shape} != module shape {tuple(shape)}")
-        return tf.constant(self.array, dtype=dtype)
-
-
 def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
-    """The Sonnet module for ``spec`` with the canonical weights loaded."""
+    """The Sonnet module for ``spec``, its variables zero; ``.params`` is its weight table, which
+    ``load_weights`` fills with the canonical weights (only their shapes are read here)."""
     from gnnbench.weights import gat_heads, num_layers
 
     nlayers = num_layers(weights)
     if nlayers != spec.layers:
         raise ValueError(f"weights have {nlayers} layers, spec {spec.layers}")
 
+    zeros = snt.initializers.Zeros()
+
     def built(module, in_dim):
-        module(tf.zeros([1, in_dim], tf.float32))   # creates the variables from the initialisers
+        module(tf.zeros([1, in_dim], tf.float32))   # creates the variables (zeros until loaded)
         return module
 
     class ScaleSenders(snt.Module):
@@ -425,11 +343,10 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
             return collected[:, :1] * collected[:, 1:]
 
     class GCNLayer(snt.Module):
-        def __init__(self, w, b, name=None):
+        def __init__(self, din, dout, name=None):
             super().__init__(name=name)
-            din, dout = w.shape
-            self.linear = built(snt.Linear(dout, with_bias=False, w_init=_Const(w)), din)
-            bias = built(snt.Bias(b_init=_Const(b)), dout)
+            self.linear = built(snt.Linear(dout, with_bias=False, w_init=zeros), din)
+            bias = built(snt.Bias(b_init=zeros), dout)
             self.bias = bias
             self.edge_block = blocks.EdgeBlock(
                 edge_model_fn=ScaleSenders, use_edges=True, use_receiver_nodes=False,
@@ -443,14 +360,13 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
             return self.node_block(self.edge_block(graph)).nodes
 
     class GATLayer(snt.Module):
-        def __init__(self, w, att_src, att_dst, b, heads, concat, layer, name=None):
+        def __init__(self, din, hf, dbias, heads, concat, layer, name=None):
             super().__init__(name=name)
-            din, hf = w.shape
             self.heads, self.out, self.concat, self.layer = heads, hf // heads, concat, layer
-            self.linear = built(snt.Linear(hf, with_bias=False, w_init=_Const(w)), din)
-            self.att_src = tf.Variable(np.asarray(att_src, np.float32), name="att_src")
-            self.att_dst = tf.Variable(np.asarray(att_dst, np.float32), name="att_dst")
-            self.bias = built(snt.Bias(b_init=_Const(b)), b.shape[0])
+            self.linear = built(snt.Linear(hf, with_bias=False, w_init=zeros), din)
+            self.att_src = tf.Variable(tf.zeros([heads, hf // heads]), name="att_src")
+            self.att_dst = tf.Variable(tf.zeros([heads, hf // heads]), name="att_dst")
+            self.bias = built(snt.Bias(b_init=zeros), dbias)
             self.aggregator = blocks.ReceivedEdgesToNodesAggregator(reducer=tf.math.unsorted_segment_sum)
             self.attn_dropout = snt.Dropout(spec.attn_dropout, seed=_ATTN_DROPOUT_SEED + layer)
             self.own_attn_dropout = self.attn_dropout   # restored after injected masks (verify)
@@ -474,13 +390,11 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
             return self.bias(out)
 
     class SAGELayer(snt.Module):
-        def __init__(self, w_neigh, w_root, b, name=None):
+        def __init__(self, din, dout, name=None):
             super().__init__(name=name)
-            din, dout = w_neigh.shape
             self.din = din
             # NodeBlock concatenates [aggregated received edges, own nodes]: w = [W_neigh; W_root]
-            w = np.concatenate([w_neigh, w_root], axis=0)
-            linear = built(snt.Linear(dout, with_bias=True, w_init=_Const(w), b_init=_Const(b)), 2 * din)
+            linear = built(snt.Linear(dout, with_bias=True, w_init=zeros, b_init=zeros), 2 * din)
             self.linear = linear
             self.edge_block = blocks.EdgeBlock(
                 edge_model_fn=lambda: tf.identity, use_edges=False, use_receiver_nodes=False,
@@ -496,28 +410,24 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
         def __init__(self):
             super().__init__(name=f"graphnets_{spec.name}")
             self.layers = []
-            self.params = {}
+            self.params = []          # the weight table: canonical name -> variable (rows)
             for k in range(nlayers):
                 p = f"layers.{k}."
                 last = k == nlayers - 1
                 if spec.name == "gcn":
-                    layer = GCNLayer(weights[p + "weight"], weights[p + "bias"], name=f"gcn_{k}")
-                    self.params[p + "weight"] = (layer.linear.w, None)
-                    self.params[p + "bias"] = (layer.bias.b, None)
+                    layer = GCNLayer(*weights[p + "weight"].shape, name=f"gcn_{k}")
+                    self.params += [Slot(p + "weight", layer.linear.w), Slot(p + "bias", layer.bias.b)]
                 elif spec.name == "gat":
-                    layer = GATLayer(weights[p + "weight"], weights[p + "att_src"], weights[p + "att_dst"],
-                                     weights[p + "bias"], gat_heads(spec, k), not last, k, name=f"gat_{k}")
-                    self.params[p + "weight"] = (layer.linear.w, None)
-                    self.params[p + "att_src"] = (layer.att_src, None)
-                    self.params[p + "att_dst"] = (layer.att_dst, None)
-                    self.params[p + "bias"] = (layer.bias.b, None)
+                    layer = GATLayer(*weights[p + "weight"].shape, weights[p + "bias"].shape[0], gat_heads(spec, k),
+                                     not last, k, name=f"gat_{k}")
+                    self.params += [Slot(p + "weight", layer.linear.w), Slot(p + "att_src", layer.att_src),
+                                    Slot(p + "att_dst", layer.att_dst), Slot(p + "bias", layer.bias.b)]
                 else:
-                    layer = SAGELayer(weights[p + "weight_neigh"], weights[p + "weight_root"],
-                                      weights[p + "bias"], name=f"sage_{k}")
-                    din = layer.din
-                    self.params[p + "weight_neigh"] = (layer.linear.w, slice(0, din))
-                    self.params[p + "weight_root"] = (layer.linear.w, slice(din, 2 * din))
-                    self.params[p + "bias"] = (layer.linear.b, None)
+                    din, dout = weights[p + "weight_neigh"].shape
+                    layer = SAGELayer(din, dout, name=f"sage_{k}")
+                    self.params += [Slot(p + "weight_neigh", layer.linear.w, rows=slice(0, din)),
+                                    Slot(p + "weight_root", layer.linear.w, rows=slice(din, 2 * din)),
+                                    Slot(p + "bias", layer.linear.b)]
                 self.layers.append(layer)
             self.dropouts = [snt.Dropout(spec.dropout, seed=_FEATURE_DROPOUT_SEED + k) for k in range(nlayers)]
             self.own_dropouts = tuple(self.dropouts)    # restored after injected masks (verify)
@@ -555,27 +465,16 @@ def _build_model(tf, snt, blocks, modules, spec, weights, num_nodes, cached):
     return Net()
 
 
-def _gin_notes(spec) -> list[str]:
-    return [_optimizer_note(spec), _DENSE_NOTE + "; head dropout: snt.Dropout",
-            "gin: EdgeBlock (sender nodes onto edges) + ReceivedEdgesToNodesAggregator(unsorted_segment_sum) "
-            "for the neighbour sum, snt.Linear MLP, NodesToGlobalsAggregator readout; batches made by "
-            "utils_tf.data_dicts_to_graphs_tuple from one data dict per graph",
-            "gin: batch norm is a small snt.Module with torch's semantics (running mean 0 / variance 1 at "
-            "start, momentum 0.1, unbiased running variance): snt.BatchNorm's moving averages are "
-            "zero-debiased EMAs created empty, so an eval pass before the first training step would divide "
-            "by sqrt(eps) instead of sqrt(1 + eps)"]
-
-
 def _graphnets_gin(spec, num_classes, weights, seed):
     tf, snt, blocks, _, _ = _import()
 
     class TorchBatchNorm(snt.Module):
         """BatchNorm1d as torch defines it (see the note above)."""
 
-        def __init__(self, gamma, beta, name=None):
+        def __init__(self, size, name=None):
             super().__init__(name=name)
-            self.scale = tf.Variable(np.asarray(gamma, np.float32), name="scale")
-            self.offset = tf.Variable(np.asarray(beta, np.float32), name="offset")
+            self.scale = tf.Variable(tf.zeros([size]), name="scale")      # loaded from the table
+            self.offset = tf.Variable(tf.zeros([size]), name="offset")
             self.mean = tf.Variable(tf.zeros_like(self.scale), trainable=False, name="running_mean")
             self.var = tf.Variable(tf.ones_like(self.scale), trainable=False, name="running_var")
 
@@ -589,12 +488,16 @@ def _graphnets_gin(spec, num_classes, weights, seed):
                 mean, var = self.mean, self.var
             return tf.nn.batch_normalization(x, mean, var, self.offset, self.scale, 1e-5)
 
+    table = []          # the weight table: canonical name -> variable, loaded once the model is built
+
     def linear(w, b=None, name=None):
-        lin = snt.Linear(w.shape[1], with_bias=b is not None, name=name)
-        lin._initialize(tf.zeros([1, w.shape[0]]))       # create w (and b) now, then load the canonical ones
-        assign(lin.w, w)
+        """snt.Linear for the canonical weight ``w`` (and bias ``b``): names, shapes from ``weights``."""
+        din, dout = weights[w].shape
+        lin = snt.Linear(dout, with_bias=b is not None, name=name)
+        lin._initialize(tf.zeros([1, din]))       # create w (and b) now; the table loads the canonical ones
+        table.append(Slot(w, lin.w))
         if b is not None:
-            assign(lin.b, b)
+            table.append(Slot(b, lin.b))
         return lin
 
     class GINLayer(snt.Module):
@@ -602,9 +505,11 @@ def _graphnets_gin(spec, num_classes, weights, seed):
             super().__init__(name=f"gin_{k}")
             p = f"layers.{k}."
             self.p = p
-            self.lin1 = linear(weights[p + "weight1"], None if spec.batch_norm else weights[p + "bias1"], "lin1")
-            self.bn = TorchBatchNorm(weights[p + "bn_weight"], weights[p + "bn_bias"]) if spec.batch_norm else None
-            self.lin2 = linear(weights[p + "weight2"], weights[p + "bias2"], "lin2")
+            self.lin1 = linear(p + "weight1", None if spec.batch_norm else p + "bias1", "lin1")
+            self.bn = TorchBatchNorm(spec.hidden) if spec.batch_norm else None
+            if self.bn is not None:
+                table.extend([Slot(p + "bn_weight", self.bn.scale), Slot(p + "bn_bias", self.bn.offset)])
+            self.lin2 = linear(p + "weight2", p + "bias2", "lin2")
             self.to_edges = blocks.EdgeBlock(edge_model_fn=lambda: tf.identity, use_edges=False,
                                              use_receiver_nodes=False, use_sender_nodes=True, use_globals=False)
             self.aggregate = blocks.ReceivedEdgesToNodesAggregator(tf.math.unsorted_segment_sum)
@@ -622,10 +527,10 @@ def _graphnets_gin(spec, num_classes, weights, seed):
             self.layers = [GINLayer(k) for k in range(spec.layers)]
             reducer = tf.math.unsorted_segment_sum if spec.readout == "sum" else tf.math.unsorted_segment_mean
             self.readout = blocks.NodesToGlobalsAggregator(reducer)
-            self.head1 = linear(weights["head.weight1"], weights["head.bias1"], "head1")
+            self.head1 = linear("head.weight1", "head.bias1", "head1")
             self.drop = snt.Dropout(spec.dropout, seed=_FEATURE_DROPOUT_SEED)
             self.own_drop = self.drop                 # restored after an injected mask (verify)
-            self.head2 = linear(weights["head.weight2"], weights["head.bias2"], "head2")
+            self.head2 = linear("head.weight2", "head.bias2", "head2")
 
         def set_head_mask(self, mask):
             self.drop = self.own_drop if mask is None else _MaskedDropout(mask, self.own_drop._rate)
@@ -639,20 +544,11 @@ def _graphnets_gin(spec, num_classes, weights, seed):
                 r = self.drop(r, is_training=training)
             return self.head2(r)
 
-        def canonical(self, read) -> dict:
-            out = {}
-            for k, layer in enumerate(self.layers):
-                p = f"layers.{k}."
-                out[p + "weight1"] = read(layer.lin1.w)
-                if layer.bn is None:
-                    out[p + "bias1"] = read(layer.lin1.b)
-                else:
-                    out[p + "bn_weight"], out[p + "bn_bias"] = read(layer.bn.scale), read(layer.bn.offset)
-                out[p + "weight2"], out[p + "bias2"] = read(layer.lin2.w), read(layer.lin2.b)
-            out["head.weight1"], out["head.bias1"] = read(self.head1.w), read(self.head1.b)
-            out["head.weight2"], out["head.bias2"] = read(self.head2.w), read(self.head2.b)
-            return {k: np.asarray(v) for k, v in out.items()}
+        def trainable_weights(self):
+            return list(self.trainable_variables)
 
     model = GIN()
+    load_weights(table, weights)
+    model.params = table
     model.train_vars = list(model.trainable_variables)
     return model

@@ -3,8 +3,14 @@ single mode with a sparse adjacency, trained by a ``tf.function``-compiled step.
 
 Spektral 1.3 is written against Keras 2: TensorFlow must load ``tf_keras``
 (``TF_USE_LEGACY_KERAS=1``) before it is first imported, so the parent puts the
-variable into the child's environment (``child_env``) and ``_import_tf`` sets
+variable into the child's environment (``child_env``) and ``_tf.import_tf`` sets
 it again before importing TensorFlow.
+
+One class per task: ``SpektralAdapter`` (registered; the library-level parts and the node task:
+GCN, GAT, SAGE) and ``SpektralGraphAdapter`` (the graph task: GIN, on ``_tf_graphtask``);
+``for_task`` maps the task to its class. The library has no neighbour sampler: no class for the
+sampled task. Each class maps the canonical weights onto its variables with one table
+(``_tf.Slot``), which ``_tf.load_weights`` loads and ``_tf.read_weights`` reads back.
 
 How each model maps onto Spektral (and where it cannot):
 
@@ -45,23 +51,15 @@ in ``torch.optim.Adam`` -- Keras' own ``weight_decay`` is decoupled (AdamW).
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from gnnbench.protocol import Adapter, Availability
+from gnnbench.protocol import Availability
 
-from ._tf_graphtask import (TFGraphTaskMixin, assign, canonical_attention_edges, check_masks, edge_permutation,
-                            grads_by_variable, step_fn)
+from ._tf import (Slot, TFAdapter, canonical_attention_edges, check_masks, cross_entropy, edge_permutation,
+                  load_weights, optimizer_note)
+from ._tf_graphtask import TFGraphTask
 
-LEGACY_KERAS_ENV = {"TF_USE_LEGACY_KERAS": "1"}
-
-
-def _import_tf():
-    """Import TensorFlow with the legacy (tf_keras) Keras that Spektral needs."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    import tensorflow as tf
-    return tf
+_TF_KERAS_NOTE = "TensorFlow with tf_keras (TF_USE_LEGACY_KERAS=1); Spektral 1.3 does not run on Keras 3"
 
 
 def _uses_tf_keras(tf) -> bool:
@@ -69,12 +67,12 @@ def _uses_tf_keras(tf) -> bool:
     return type.__getattribute__(tf.keras.layers.Layer, "__module__").startswith("tf_keras")
 
 
-class SpektralAdapter(TFGraphTaskMixin, Adapter):
+class SpektralAdapter(TFAdapter):
+    """The library (registered name ``spektral``) and its node task: GCN, GAT, SAGE in single mode."""
     name = "spektral"
     library = "spektral"
     install_hint = "pip install 'gnnbench[spektral]'"
     models = ("gcn", "gat", "sage", "gin")
-    devices = ("cpu",)
     # Spektral's GCNConv and GATConv multiply the node features with K.dot, which takes a tf.SparseTensor
     # (tf.sparse.sparse_dense_matmul), and its data containers/loaders document Scipy-sparse / SparseTensor
     # node features; its message passing (propagate: tf.gather of x per edge), which GraphSageConv and
@@ -84,19 +82,15 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
     sparse_features_why = ("Spektral's message passing (MessagePassing.propagate, used by GraphSageConv and "
                            "GINConv) gathers x per edge with tf.gather, which takes no tf.SparseTensor")
 
-    def __init__(self):
-        self._notes: list[str] = []
-        self._threads_note: str | None = None
-
     # ---- parent -----------------------------------------------------------------
     @classmethod
-    def child_env(cls, threads: int) -> dict[str, str]:
-        return dict(LEGACY_KERAS_ENV)
+    def for_task(cls, task: str):
+        return {"node": SpektralAdapter, "graph": SpektralGraphAdapter}.get(task)
 
-    # ---- child ------------------------------------------------------------------
+    # ---- child: the library -----------------------------------------------------------
     def available(self) -> Availability:
         try:
-            tf = _import_tf()
+            tf = self.tf_module()
             import spektral
         except Exception as exc:  # ImportError, or a broken binary / numpy mismatch
             return Availability(False, reason=f"{type(exc).__name__}: {exc}", install_hint=self.install_hint)
@@ -113,43 +107,25 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         return Availability(True, spektral.__version__)
 
     def versions(self) -> dict[str, str]:
-        tf = _import_tf()
+        tf = self.tf_module()
         import spektral
         import tf_keras
         return {"spektral": spektral.__version__, "tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}
-
-    def notes(self) -> list[str]:
-        out = list(self._notes)
-        if self._threads_note:
-            out.append(self._threads_note)
-        return out
-
-    def unsupported(self, model: str) -> str | None:
-        if model == "sage-sampled":
-            return f"{self.name}: the library has no neighbour sampler (not supported)"
-        return super().unsupported(model)
 
     def unsupported_spec(self, spec) -> str | None:
         if getattr(spec, "features", "dense") == "sparse" and spec.name not in self.sparse_models:
             return f"{self.name}: features=sparse not offered for {spec.name}: {self.sparse_features_why}"
         return super().unsupported_spec(spec)
 
-    def set_threads(self, n: int) -> None:
-        tf = _import_tf()
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(n)
-            tf.config.threading.set_inter_op_parallelism_threads(n)
-        except RuntimeError as exc:  # the TF runtime was already initialised
-            self._threads_note = f"could not set TensorFlow threads to {n}: {exc}"
+    def dropout_call(self, layer, x):
+        """A tf.keras Dropout layer of this library in training mode."""
+        return layer(x, training=True)
 
+    # ---- child: the node task -------------------------------------------------------
     def prepare(self, graph, spec, device, seed, weights):
-        if spec.task == "graph":
-            self._notes = _gin_notes(spec)
-            return self.prepare_graphs(graph, spec, device, seed, weights)
         if device != "cpu":
             raise ValueError(f"spektral adapter supports only cpu, not '{device}'")
-        tf = _import_tf()
-        import random
+        tf = self.tf_module()
 
         from gnnbench.weights import gat_heads, layer_dims
 
@@ -159,10 +135,7 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         # Seeds: Python, NumPy, TensorFlow's global seed; every dropout layer
         # below also gets its own explicit seed (a seeded tf.random.Generator),
         # and ops are deterministic, so the same seed gives the same run.
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        tf.random.set_seed(seed)
-        tf.config.experimental.enable_op_determinism()
+        self.seed(tf, seed)
 
         self._sparse_x = spec.features == "sparse"
         if self._sparse_x:
@@ -198,7 +171,8 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         # the library's own dropout layers, kept for dropout_sample and to restore after injected masks
         self._own_drops = list(self.drops)
         self._own_attn = [c.dropout for c in self.layers_] if spec.name == "gat" else []
-        self._load(weights)
+        self.params = self._table()
+        load_weights(self.params, weights)
         self.variables = self._variables()
 
         self.y = graph.y
@@ -206,12 +180,7 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         self.train_idx = tf.constant(train, dtype=tf.int64)
         self.train_y = tf.constant(graph.y[train], dtype=tf.int64)
 
-        if spec.optimizer == "adam":
-            self.optimizer = tf.keras.optimizers.Adam(
-                learning_rate=spec.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, adaptive_epsilon=True)
-        else:
-            self.optimizer = tf.keras.optimizers.SGD(learning_rate=spec.lr)
-        self.optimizer.build(self.variables)   # slots created here, not inside the traced step
+        self._apply = self.make_optimizer(tf, spec, self.variables)
         # Compiled, but traced on first call (the harness's warm-up), not here.
         self._step = self._node_step(record=False)
         self._eval = tf.function(lambda: self._forward(training=False), autograph=False)
@@ -220,14 +189,9 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
 
     def _node_step(self, record: bool):
         tf = self._tf
-
-        def loss_fn():
-            out = self._forward(training=True)
-            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=self.train_y, logits=tf.gather(out, self.train_idx)))
-
-        return step_fn(tf, loss_fn, self.variables, float(self.spec.weight_decay),
-                       lambda g, v: self.optimizer.apply_gradients(zip(g, v)), record)
+        return self.compile_step(lambda: cross_entropy(tf, self.train_y,
+                                                       tf.gather(self._forward(training=True), self.train_idx)),
+                                 record)
 
     # ---- model pieces -----------------------------------------------------------
     def _adjacency(self, tf, graph, spec, cached):
@@ -295,51 +259,29 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
                 out += [conv.kernel, conv.bias]
         return out
 
-    def _load(self, w):
+    def _table(self) -> list:
+        """Canonical name -> the layer's variable. GATConv's kernel is [in, heads, channels] and its
+        attention kernels [channels, heads, 1] (``attn_kernel_self`` scores the target: att_dst,
+        ``attn_kernel_neighs`` the source: att_src); SAGE's kernel is [weight_root; weight_neigh]."""
+        table = []
         for k, conv in enumerate(self.layers_):
             p = f"layers.{k}."
             if self.spec.name == "gcn":
-                _assign(conv.kernel, w[p + "weight"])
+                table.append(Slot(p + "weight", conv.kernel))
             elif self.spec.name == "gat":
-                heads, ch = conv.attn_heads, conv.channels
-                _assign(conv.kernel, w[p + "weight"].reshape(-1, heads, ch))
-                # attn_kernel_self scores the target (att_dst), attn_kernel_neighs the source (att_src)
-                _assign(conv.attn_kernel_self, w[p + "att_dst"].T[:, :, None])
-                _assign(conv.attn_kernel_neighs, w[p + "att_src"].T[:, :, None])
+                table += [Slot(p + "weight", conv.kernel, split=True),
+                          Slot(p + "att_src", conv.attn_kernel_neighs, transpose=True, split=True),
+                          Slot(p + "att_dst", conv.attn_kernel_self, transpose=True, split=True)]
             else:
-                _assign(conv.kernel, np.concatenate([w[p + "weight_root"], w[p + "weight_neigh"]], 0))
-            _assign(conv.bias, w[p + "bias"])
-
-    def parameters(self) -> dict:
-        if self.spec.task == "graph":
-            return self.model.canonical(_numpy)
-        return self._canonical(_numpy)
-
-    def _canonical(self, read) -> dict:
-        """The canonical layout of the node model, each variable read through ``read`` (its value or
-        its gradient)."""
-        out = {}
-        for k, conv in enumerate(self.layers_):
-            p = f"layers.{k}."
-            kernel = np.asarray(read(conv.kernel))
-            if self.spec.name == "gcn":
-                out[p + "weight"] = kernel
-            elif self.spec.name == "gat":
-                out[p + "weight"] = kernel.reshape(kernel.shape[0], -1)
-                out[p + "att_src"] = np.ascontiguousarray(np.asarray(read(conv.attn_kernel_neighs))[:, :, 0].T)
-                out[p + "att_dst"] = np.ascontiguousarray(np.asarray(read(conv.attn_kernel_self))[:, :, 0].T)
-            else:
-                din = kernel.shape[0] // 2
-                out[p + "weight_root"] = kernel[:din].copy()
-                out[p + "weight_neigh"] = kernel[din:].copy()
-            out[p + "bias"] = np.asarray(read(conv.bias))
-        return out
+                din = conv.kernel.shape[0] // 2
+                table += [Slot(p + "weight_root", conv.kernel, rows=slice(0, din)),
+                          Slot(p + "weight_neigh", conv.kernel, rows=slice(din, 2 * din))]
+            table.append(Slot(p + "bias", conv.bias))
+        return table
 
     # ---- verify-only hooks (see gnnbench.protocol) ---------------------------------------------
     def num_parameters(self) -> int:
         """Trainable scalars of the Spektral layers themselves (every trainable weight they own)."""
-        if self.spec.task == "graph":
-            return int(sum(int(np.prod(v.shape)) for v in self.model.trainable_weights()))
         return int(sum(int(np.prod(v.shape)) for conv in self.layers_ for v in conv.trainable_weights))
 
     def _mask_shapes(self) -> dict:
@@ -365,8 +307,6 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         """Swap each dropout layer named in ``masks`` for a layer computing ``x * mask / (1 - rate)``
         (the library layer's own rate) in training mode, or restore Spektral's own layers (None); then
         compile the verify step, which also records the gradients. The timed step is untouched."""
-        if self.spec.task == "graph":
-            return self.set_dropout_masks_graphs(masks)
         tf = self._tf
         self.drops = list(self._own_drops)
         for conv, own in zip(self.layers_, self._own_attn):
@@ -391,35 +331,23 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
                     self.layers_[k].dropout = masked(m[perm], self._own_attn[k].rate)
         self._step = self._node_step(record=True)
 
-    def gradients(self) -> dict:
-        """Cross-entropy gradients of the last (verify) step, canonical layout; weight decay, which
-        the step adds to the gradient, is not in them."""
-        if self.spec.task == "graph":
-            return self.gradients_graphs()
-        grads = grads_by_variable(self._step, self.variables)
-        return self._canonical(lambda v: grads[v.ref()])
-
     def dropout_sample(self, site: str, shape: tuple):
         """Spektral's own training-mode dropout layer of ``site`` (the seeded tf.keras Dropout the
         step calls there, same rate) applied to ones(shape)."""
         tf = self._tf
         kind, _, k = site.partition(".")
-        if self.spec.task == "graph":
-            if site != "head":
-                raise ValueError(f"unknown dropout site '{site}' (GIN has only 'head')")
-            layer = self.model.own_drop
-        elif kind == "input" and k.isdigit() and int(k) < len(self._own_drops):
+        if kind == "input" and k.isdigit() and int(k) < len(self._own_drops):
             layer = self._own_drops[int(k)]
         elif kind == "attn" and k.isdigit() and int(k) < len(self._own_attn):
             layer = self._own_attn[int(k)]
         else:
             raise ValueError(f"unknown dropout site '{site}'")
-        return layer(tf.ones(tuple(shape), tf.float32), training=True).numpy()
+        return self.dropout_call(layer, tf.ones(tuple(shape), tf.float32)).numpy()
 
     def _record_notes(self, spec, cached):
         add = self._notes.append
-        add("TensorFlow with tf_keras (TF_USE_LEGACY_KERAS=1); Spektral 1.3 does not run on Keras 3")
-        add(_optimizer_note(spec))
+        add(_TF_KERAS_NOTE)
+        add(optimizer_note(self.optimizer_api, spec))
         if self._sparse_x:
             add("features=sparse: X as a tf.SparseTensor of its non-zeros; GCNConv/GATConv's K.dot "
                 "multiplies it with tf.sparse.sparse_dense_matmul; layer 0's input dropout (the same seeded "
@@ -449,22 +377,27 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
     def train_step(self) -> None:
         self._loss = self._step()
 
-    def last_loss(self) -> float:
-        return float(self._loss.numpy())
-
     def infer(self) -> None:
-        if self.spec.task == "graph":
-            return self.infer_graphs()
         self._eval()
 
     def logits(self):
-        if self.spec.task == "graph":
-            return self.logits_graphs()
         return self._eval().numpy()
 
-    # ---- graph task: disjoint mode, as Spektral's DisjointLoader.collate does it -----------
-    def tf_module(self):
-        return _import_tf()
+
+class SpektralGraphAdapter(TFGraphTask, SpektralAdapter):
+    """Spektral's graph task (GIN): disjoint mode, batches collated as DisjointLoader.collate does."""
+
+    def gin_notes(self, spec) -> list[str]:
+        return [_TF_KERAS_NOTE, optimizer_note(self.optimizer_api, spec),
+                "features=dense: the collated x of each batch is a dense tensor; the head dropout is a seeded "
+                "tf.keras Dropout",
+                "gin: Spektral's GINConv (its sum propagate) with the spec's MLP: Spektral's own MLP is "
+                "Dense+ReLU -> BatchNorm -> Dense, so build()/call() are overridden to Dense (no bias) -> "
+                "BatchNorm -> ReLU -> Dense -> ReLU; GlobalSumPool/GlobalAvgPool readout; batches collated as "
+                "DisjointLoader.collate does (to_disjoint + sp_matrices_to_sp_tensors)",
+                "gin: Keras BatchNormalization(momentum=0.9, epsilon=1e-5) = torch's momentum 0.1 and eps; Keras "
+                "updates the moving variance with the biased batch variance (torch: unbiased), which only "
+                "touches eval-mode outputs after training"]
 
     def build_gin(self, tf, gs, spec, weights, seed):
         import scipy.sparse as sp
@@ -497,29 +430,6 @@ class SpektralAdapter(TFGraphTaskMixin, Adapter):
         idx = a.indices.numpy().T          # rows (targets), cols (sources) of the symmetric adjacency
         return {"x": x.numpy(), "edge_index": idx[::-1].astype(np.int64), "batch": i.numpy()}
 
-    def make_optimizer(self, tf, spec):
-        if spec.optimizer == "adam":
-            opt = tf.keras.optimizers.Adam(learning_rate=spec.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                                           adaptive_epsilon=True)
-        else:
-            opt = tf.keras.optimizers.SGD(learning_rate=spec.lr)
-        opt.build(self.variables)
-        return opt
-
-    def apply_gradients(self, grads, variables):
-        self.optimizer.apply_gradients(zip(grads, variables))
-
-
-def _numpy(var):
-    return var.numpy()
-
-
-def _optimizer_note(spec) -> str:
-    if spec.optimizer == "adam":
-        return ("optimiser: tf.keras Adam(epsilon=1e-8, adaptive_epsilon=True) = torch.optim.Adam's update; "
-                "weight decay added to the gradient (g + wd*w), not Keras' decoupled weight_decay")
-    return "optimiser: tf.keras SGD (no momentum); weight decay added to the gradient (g + wd*w)"
-
 
 def _masked_dropout_class(tf):
     """A tf.keras layer that replaces a Dropout layer with an injected keep-mask (verify only): in
@@ -545,13 +455,6 @@ def _masked_dropout_class(tf):
 def _sub_seed(seed: int, kind: int, layer: int) -> int:
     """A distinct, reproducible int seed per (seed, dropout kind, layer)."""
     return int(np.random.SeedSequence([seed, kind, layer]).generate_state(1)[0] % (2**31 - 1))
-
-
-def _assign(var, array) -> None:
-    array = np.asarray(array, dtype=np.float32)
-    if tuple(var.shape) != array.shape:
-        raise ValueError(f"{var.name}: shape {tuple(var.shape)} != canonical {array.shape}")
-    var.assign(array)
 
 
 def _sage_layer():
@@ -598,20 +501,6 @@ def _gat_with_slope(slope: float):
             return output, attn
 
     return SlopeGATConv
-
-
-def _gin_notes(spec) -> list[str]:
-    return ["TensorFlow with tf_keras (TF_USE_LEGACY_KERAS=1); Spektral 1.3 does not run on Keras 3",
-            _optimizer_note(spec),
-            "features=dense: the collated x of each batch is a dense tensor; the head dropout is a seeded "
-            "tf.keras Dropout",
-            "gin: Spektral's GINConv (its sum propagate) with the spec's MLP: Spektral's own MLP is "
-            "Dense+ReLU -> BatchNorm -> Dense, so build()/call() are overridden to Dense (no bias) -> "
-            "BatchNorm -> ReLU -> Dense -> ReLU; GlobalSumPool/GlobalAvgPool readout; batches collated as "
-            "DisjointLoader.collate does (to_disjoint + sp_matrices_to_sp_tensors)",
-            "gin: Keras BatchNormalization(momentum=0.9, epsilon=1e-5) = torch's momentum 0.1 and eps; Keras "
-            "updates the moving variance with the biased batch variance (torch: unbiased), which only "
-            "touches eval-mode outputs after training"]
 
 
 def _spektral_gin(tf, spec, num_classes, weights, seed, sample):
@@ -663,36 +552,21 @@ def _spektral_gin(tf, spec, num_classes, weights, seed, sample):
         def trainable_weights(self):
             return [v for layer in (*convs, head1, head2) for v in layer.trainable_weights]
 
-        def canonical(self, read) -> dict:
-            out = {}
-            for k, c in enumerate(convs):
-                p = f"layers.{k}."
-                out[p + "weight1"] = read(c.dense1.kernel)
-                if c.bn is None:
-                    out[p + "bias1"] = read(c.dense1.bias)
-                else:
-                    out[p + "bn_weight"], out[p + "bn_bias"] = read(c.bn.gamma), read(c.bn.beta)
-                out[p + "weight2"], out[p + "bias2"] = read(c.dense2.kernel), read(c.dense2.bias)
-            out["head.weight1"], out["head.bias1"] = read(head1.kernel), read(head1.bias)
-            out["head.weight2"], out["head.bias2"] = read(head2.kernel), read(head2.bias)
-            return {k: np.asarray(v) for k, v in out.items()}
-
     model = Model()
     model(sample, False)                   # builds every layer
     drop._random_generator._maybe_init()   # the seeded generator is created here, not in the step
+    table = []
     for k, c in enumerate(convs):
         p = f"layers.{k}."
-        assign(c.dense1.kernel, weights[p + "weight1"])
+        table.append(Slot(p + "weight1", c.dense1.kernel))
         if c.bn is None:
-            assign(c.dense1.bias, weights[p + "bias1"])
+            table.append(Slot(p + "bias1", c.dense1.bias))
         else:
-            assign(c.bn.gamma, weights[p + "bn_weight"])
-            assign(c.bn.beta, weights[p + "bn_bias"])
-        assign(c.dense2.kernel, weights[p + "weight2"])
-        assign(c.dense2.bias, weights[p + "bias2"])
-    assign(head1.kernel, weights["head.weight1"])
-    assign(head1.bias, weights["head.bias1"])
-    assign(head2.kernel, weights["head.weight2"])
-    assign(head2.bias, weights["head.bias2"])
+            table += [Slot(p + "bn_weight", c.bn.gamma), Slot(p + "bn_bias", c.bn.beta)]
+        table += [Slot(p + "weight2", c.dense2.kernel), Slot(p + "bias2", c.dense2.bias)]
+    table += [Slot("head.weight1", head1.kernel), Slot("head.bias1", head1.bias),
+              Slot("head.weight2", head2.kernel), Slot("head.bias2", head2.bias)]
+    load_weights(table, weights)
+    model.params = table
     model.train_vars = [v for layer in (*convs, head1, head2) for v in layer.trainable_variables]
     return model

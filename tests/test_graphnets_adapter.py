@@ -1,6 +1,7 @@
-"""The Graph Nets adapter: verify against the reference with dropout on and the harness's masks
-injected (GCN, GAT, SAGE on Cora, GIN on MUTAG), a deliberately wrong mask path that verify must
-reject, no sparse-feature layout (with the reason), train, reproduce, fail cleanly.
+"""The Graph Nets adapter: one class per task, verify against the reference with dropout on and the
+harness's masks injected (GCN, GAT, SAGE on Cora, GIN on MUTAG, whose batches must be the harness's),
+a deliberately wrong mask path that verify must reject, no sparse-feature layout (with the reason),
+train, reproduce, fail cleanly.
 
 TensorFlow never runs in the pytest process (it must not sit next to torch
 there): every TF check runs in a child process started with the adapter's
@@ -87,10 +88,19 @@ CHILD = textwrap.dedent(r"""
         gspec = get_spec("gin", "mutag")
         gs = load_graph("mutag", job["data"], node_attributes=gspec.node_attributes, fold=gspec.fold,
                         num_folds=gspec.num_folds)
-        out["verify"]["gin"] = verify.check(GraphNetsAdapter(), gspec, gs)
+        out["verify"]["gin"] = verify.check(GraphNetsAdapter.for_task(gspec.task)(), gspec, gs)
         G._MaskedDropout.__init__ = lambda self, mask, rate: own_init(self, np.ones_like(mask), rate)
-        out["mut_ignore_mask_gin"] = verify.check(GraphNetsAdapter(), gspec, gs)
+        out["mut_ignore_mask_gin"] = verify.check(GraphNetsAdapter.for_task(gspec.task)(), gspec, gs)
         G._MaskedDropout.__init__ = own_init
+        # Graph Nets' own batching (data_dicts_to_graphs_tuple) of two epochs (batch_size 32) against the
+        # harness's batches: one bool per batch
+        from gnnbench import batching
+        bspec = get_spec("gin", "mutag", {"batch_size": 32})
+        b = GraphNetsAdapter.for_task(bspec.task)()
+        b.prepare(gs, bspec, "cpu", 0, init_weights(bspec, gs.num_features, gs.num_classes, 0))
+        out["gin_batches"] = [
+            batching.fingerprint(b.batch_arrays(b.collate(ids))) == batching.fingerprint(batching.collate(gs, ids))
+            for epoch in (0, 1) for ids in batching.epoch_batches(gs.train_idx, 32, 0, epoch)]
     print("RESULT " + json.dumps(out))
 """)
 
@@ -162,6 +172,25 @@ def test_verify_with_dropout(first, model):
         assert r["loss_rel_diff"] < 1e-6
     if model == "gat":
         assert {"attn.0", "attn.1"} <= set(r["dropout"]), r["dropout"]
+    if model == "gin":
+        assert r["batch_matches"] and r["logits_max_abs_diff"] < 1e-4 and r["params_max_abs_diff"] < 1e-4, r
+
+
+def test_gin_batches_are_the_harness_batches(first):
+    """Graph Nets' batching of every training batch is the harness's batch, two epochs."""
+    assert len(first["gin_batches"]) == 12 and all(first["gin_batches"]), first["gin_batches"]   # 169 / 32: 6 a epoch
+
+
+def test_one_class_per_task():
+    """The registered class is the node task and holds the library; the graph task is its own class
+    (sharing the library's parts); there is no sampled task (no neighbour sampler)."""
+    from gnnbench.adapters.graphnets import GraphNetsGraphAdapter
+    assert GraphNetsAdapter.for_task("node") is GraphNetsAdapter
+    assert GraphNetsAdapter.for_task("graph") is GraphNetsGraphAdapter
+    assert GraphNetsAdapter.for_task("sampled") is None
+    assert set(GraphNetsAdapter.models) == {"gcn", "gat", "sage", "gin"}
+    assert GraphNetsGraphAdapter.models == ("gin",)
+    assert GraphNetsGraphAdapter.child_env(2) == GraphNetsAdapter.child_env(2)
 
 
 def test_verify_rejects_a_mask_path_that_ignores_the_mask(first):

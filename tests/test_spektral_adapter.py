@@ -1,7 +1,7 @@
-"""The Spektral adapter: availability, verify against the reference with dropout on and the
-harness's masks injected (GCN, GAT, SAGE on Cora, GCN/GAT on sparse features, GIN on MUTAG), two
-deliberately wrong mask paths that verify must reject, a short training run, same seed -> same
-result, and the not-installed path.
+"""The Spektral adapter: availability, one class per task, verify against the reference with
+dropout on and the harness's masks injected (GCN, GAT, SAGE on Cora, GCN/GAT on sparse features,
+GIN on MUTAG, whose batches must be the harness's), two deliberately wrong mask paths that verify
+must reject, a short training run, same seed -> same result, and the not-installed path.
 
 TensorFlow never enters the pytest process (torch lives here): every TF check
 runs in a child Python with TF_USE_LEGACY_KERAS=1, as the harness runs it.
@@ -44,6 +44,16 @@ def graph(model):
         graphs[key] = load_graph("cora", data_dir, normalize_features=key)
     return spec, graphs[key]
 
+def gin_batches(gs):
+    # Spektral's own collation of two epochs of batches (batch_size 32) against the harness's: one
+    # bool per batch, True when the fingerprints match
+    from gnnbench import batching
+    spec = get_spec("gin", "mutag", {"batch_size": 32})
+    a = SpektralAdapter.for_task(spec.task)()
+    a.prepare(gs, spec, "cpu", 0, init_weights(spec, gs.num_features, gs.num_classes, 0))
+    return [batching.fingerprint(a.batch_arrays(a.collate(ids))) == batching.fingerprint(batching.collate(gs, ids))
+            for epoch in (0, 1) for ids in batching.epoch_batches(gs.train_idx, 32, 0, epoch)]
+
 if mode == "full":
     import dataclasses
     import numpy as np
@@ -61,7 +71,8 @@ if mode == "full":
     gspec = get_spec("gin", "mutag")
     gs = load_graph("mutag", data_dir, node_attributes=gspec.node_attributes, fold=gspec.fold,
                     num_folds=gspec.num_folds)
-    out["verify"]["gin"] = check(SpektralAdapter(), gspec, gs)
+    out["verify"]["gin"] = check(SpektralAdapter.for_task(gspec.task)(), gspec, gs)
+    out["gin_batches"] = gin_batches(gs)
 
     # deliberately wrong mask paths: verify must fail them
     own = S._masked_dropout_class
@@ -73,7 +84,7 @@ if mode == "full":
     S._masked_dropout_class = ignoring
     spec, g = graph("gcn")
     out["mut_ignore_mask"] = check(SpektralAdapter(), spec, g)
-    out["mut_ignore_mask_gin"] = check(SpektralAdapter(), gspec, gs)
+    out["mut_ignore_mask_gin"] = check(SpektralAdapter.for_task(gspec.task)(), gspec, gs)
     S._masked_dropout_class = own
     own_perm = S.edge_permutation
     S.edge_permutation = lambda cs, cd, ls, ld, n: np.arange(len(ls))   # canonical order taken as Spektral's
@@ -128,8 +139,8 @@ def second(data_dir):
 def test_registered_and_child_env():
     assert adapter_class("spektral") is SpektralAdapter
     assert SpektralAdapter.child_env(2)["TF_USE_LEGACY_KERAS"] == "1"
-    # importing the adapter module imports no ML library (checked in a fresh interpreter: other
-    # tests of this session load TensorFlow in-process)
+    # importing the adapter module imports no ML library (checked in a fresh interpreter: this one
+    # has torch from other tests)
     import subprocess
     code = ("import sys, gnnbench.adapters.spektral, gnnbench.adapters.graphnets; "
             "assert not {'tensorflow', 'spektral', 'graph_nets', 'torch'} & set(sys.modules), sorted(sys.modules)")
@@ -145,6 +156,19 @@ def test_available_and_versions(first):
     assert first["threads"] == [2, 2]
 
 
+def test_one_class_per_task():
+    """The registered class is the node task and holds the library; the graph task is its own class
+    (sharing the library's parts); there is no sampled task (no neighbour sampler)."""
+    from gnnbench.adapters.spektral import SpektralGraphAdapter
+    assert SpektralAdapter.for_task("node") is SpektralAdapter
+    assert SpektralAdapter.for_task("graph") is SpektralGraphAdapter
+    assert SpektralAdapter.for_task("sampled") is None
+    assert SpektralGraphAdapter.for_task("graph") is SpektralGraphAdapter
+    assert set(SpektralAdapter.models) == {"gcn", "gat", "sage", "gin"}
+    assert SpektralGraphAdapter.models == ("gin",)
+    assert SpektralGraphAdapter.name == "spektral" and issubclass(SpektralGraphAdapter, SpektralAdapter)
+
+
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage", "gin"])
 def test_verify_with_dropout(first, model):
     """Dropout on, the harness's masks injected: loss, gradients, SGD/Adam steps, own dropout, count."""
@@ -157,6 +181,13 @@ def test_verify_with_dropout(first, model):
         assert r["logits_max_abs_diff"] < 1e-6 and r["loss_rel_diff"] < 1e-6, r
     if model == "gat":    # attention dropout is a site of its own, in both layers
         assert {"attn.0", "attn.1"} <= set(r["dropout"]), r["dropout"]
+    if model == "gin":
+        assert r["batch_matches"] and r["logits_max_abs_diff"] < 1e-4 and r["params_max_abs_diff"] < 1e-4, r
+
+
+def test_gin_batches_are_the_harness_batches(first):
+    """Spektral's collation (to_disjoint) of every training batch is the harness's batch, two epochs."""
+    assert len(first["gin_batches"]) == 12 and all(first["gin_batches"]), first["gin_batches"]   # 169 / 32: 6 a epoch
 
 
 @pytest.mark.parametrize("model", ["gcn", "gat"])
@@ -258,7 +289,7 @@ def test_edge_permutation_and_mask_checks():
     """The helpers both TF adapters' hooks use (NumPy only): a canonical-order attention mask lands on
     the same (source, target) edge in the library's order, and bad inputs are refused by name."""
     import numpy as np
-    from gnnbench.adapters._tf_graphtask import canonical_attention_edges, check_masks, edge_permutation
+    from gnnbench.adapters._tf import canonical_attention_edges, check_masks, edge_permutation
     ei = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])
     cs, cd = canonical_attention_edges(ei, 3)
     assert cs.tolist() == [0, 1, 1, 2, 0, 1, 2] and cd.tolist() == [1, 0, 2, 1, 0, 1, 2]
@@ -283,3 +314,44 @@ def test_edge_permutation_and_mask_checks():
         check_masks({"input.0": np.ones((3, 3))}, {"input.0": (3, 2)})
     with pytest.raises(ValueError, match="unknown dropout site 'attn.0'"):
         check_masks({"attn.0": np.ones((7, 1))}, {"input.0": (3, 2)})
+
+
+def test_weight_table_round_trip_and_shape_mismatch():
+    """The one loader/reader pair both TF adapters map the canonical weights with (NumPy only: a
+    stand-in for tf.Variable): rows of a stacked kernel, a transposed matrix split into more axes
+    (GATConv's attention kernels), and a shape mismatch refused by the canonical weight's name,
+    never reshaped silently."""
+    import numpy as np
+    from gnnbench.adapters._tf import Slot, load_weights, read_weights
+
+    class Var:
+        def __init__(self, name, shape):
+            self.name, self.value = name, np.zeros(shape, np.float32)
+
+        @property
+        def shape(self):
+            return self.value.shape
+
+        def numpy(self):
+            return self.value
+
+        def assign(self, a):
+            assert a.shape == self.value.shape
+            self.value = np.array(a, np.float32)
+
+    rng = np.random.default_rng(0)
+    w = {"root": rng.random((3, 2)), "neigh": rng.random((3, 2)), "att": rng.random((4, 5)),
+         "kernel": rng.random((3, 8))}
+    kernel, att, gat = Var("kernel", (6, 2)), Var("att", (5, 4, 1)), Var("gat", (3, 4, 2))
+    table = [Slot("root", kernel, rows=slice(0, 3)), Slot("neigh", kernel, rows=slice(3, 6)),
+             Slot("att", att, transpose=True, split=True), Slot("kernel", gat, split=True)]
+    load_weights(table, w)
+    assert np.allclose(kernel.value, np.concatenate([w["root"], w["neigh"]]))
+    assert np.allclose(att.value[:, :, 0], w["att"].T)
+    assert np.allclose(gat.value.reshape(3, -1), w["kernel"])
+    back = read_weights(table, lambda v: v.numpy())
+    assert set(back) == set(w) and all(np.allclose(back[k], w[k]) for k in w)
+    with pytest.raises(ValueError, match=r"canonical weight 'kernel' \(3, 8\) does not fit gat \(3, 4, 2\)"):
+        load_weights([Slot("kernel", gat)], w)            # no split: a reshape is never implied
+    with pytest.raises(ValueError, match="canonical weight 'root' .* does not fit rows 0:2 of kernel"):
+        load_weights([Slot("root", kernel, rows=slice(0, 2))], w)
