@@ -11,13 +11,13 @@ import io
 import json
 from collections import OrderedDict
 
-from .hardware import hardware_of, hardware_set
-from .published import AGREEMENT_MARGIN, disagreeing, in_band, reference
-from .results import latest_per_key, until_of
+from .cells import (MEMORY_MEASURES, RAN, band_status, cross_check, edge_counts, hardware_of, hardware_set,
+                    latest_per_key, median_of as _median, memory_key, row_status, sweeps, until_of, variant)
+from .published import AGREEMENT_MARGIN, reference
 from .stats import mean_std, summarize
 
-# worst first: the row shows the worst status among its seeds
-STATUS_ORDER = ("failed", "oom", "timeout", "accuracy_mismatch", "skipped", "ok")
+__all__ = ["rows", "tta_rows", "growth_exponents", "memory_key", "MEMORY_MEASURES", "variant", "render",
+           "to_markdown", "to_csv", "to_json", "CSV_FIELDS"]
 
 
 def rows(records: list[dict]) -> list[dict]:
@@ -36,11 +36,9 @@ def rows(records: list[dict]) -> list[dict]:
         s = summarize(epochs)
         accs = [r["accuracy"]["test"] for r in ok if r.get("accuracy")]
         acc_mean, acc_std = mean_std(accs)
-        statuses = {r["status"] for r in recs}
-        status = next(st for st in STATUS_ORDER if st in statuses or st == "ok")
-        check = in_band(model, dataset, acc_mean)
-        if status in ("ok", "accuracy_mismatch"):
-            status = "accuracy_mismatch" if check is False else "ok"
+        status = row_status(r["status"] for r in recs)
+        if status in RAN:     # judged on the mean over seeds
+            status = band_status(model, dataset, acc_mean)
         # the whole process's peak is at least either part's (records before 2026-12-01 read
         # ru_maxrss alone, which lags the kernel's high-water mark by a fraction of a MB)
         mem = [max(v for v in (r["memory"]["peak_rss_mb"], r["memory"].get("load_peak_rss_mb"),
@@ -74,7 +72,7 @@ def rows(records: list[dict]) -> list[dict]:
             "error": errors[-1].strip().splitlines()[0] if errors else "",
             "notes": sorted({n for r in recs for n in r.get("notes", [])}),
         })
-    _cross_check(out)
+    cross_check(out)
     # relative speed: among the rows of one model (all libraries and variants) on one dataset, device and
     # hardware (a row is never ranked against one measured on other hardware)
     for group in {(r["dataset"], r["device"], r["model"], r["hardware"]) for r in out}:
@@ -84,56 +82,6 @@ def rows(records: list[dict]) -> list[dict]:
         for r in table:
             r["relative"] = (r["median_ms"] / fastest) if (fastest and r["median_ms"]) else None
     return out
-
-
-def _cross_check(out: list[dict]) -> None:
-    """Rows with no published reference: each library's mean test accuracy against the median of
-    the libraries measured on the same model, dataset, device and spec variant."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in out:
-        if r["reference_acc"] is None and r["test_acc_mean"] is not None and r["status"] in ("ok", "accuracy_mismatch"):
-            groups.setdefault((r["dataset"], r["device"], r["model"], r["variant"], r["hardware"]), []).append(r)
-    for table in groups.values():
-        off = disagreeing({r["library"]: r["test_acc_mean"] for r in table})
-        for r in table:
-            r["agreement_median"] = _median([t["test_acc_mean"] for t in table]) if len(table) > 1 else None
-            if r["library"] in off:
-                r["status"] = "accuracy_mismatch"
-                r["error"] = (f"test accuracy {100 * r['test_acc_mean']:.1f} % is more than {AGREEMENT_MARGIN:g} points "
-                              f"from the median {100 * off[r['library']]:.1f} % of the {len(table)} libraries")
-
-
-def variant(record: dict) -> str:
-    """How the record's spec differs from the model's default spec on its dataset ('' when it does not)."""
-    from .specs import get_spec
-    try:
-        default = vars(get_spec(record["cell"]["model"], record["cell"]["dataset"]))
-    except Exception:
-        return ""
-    diff = [f"{k}={v}" for k, v in sorted((record.get("spec") or {}).items()) if default.get(k, v) != v]
-    return ",".join(diff)
-
-
-MEMORY_MEASURES = {
-    "peak_rss_after_load_mb": "peak RSS after the dataset is loaded (the loaded arrays included, gnnbench's build "
-                              "transient not)",
-    "peak_rss_mb": "peak RSS of the whole child process (gnnbench's dataset build included)",
-}
-
-
-def memory_key(table_rows: list[dict]) -> str:
-    """Which memory figure a set of rows is compared on: the after-load peak when every row has it
-    (that is the library's cost with its input resident), else the whole-process peak. Never a mix:
-    one slope or one plotted panel holds one measure."""
-    with_mem = [r for r in table_rows if r.get("peak_rss_mb")]
-    if with_mem and all(r.get("peak_rss_after_load_mb") for r in with_mem):
-        return "peak_rss_after_load_mb"
-    return "peak_rss_mb"
-
-
-def _median(values):
-    v = [x for x in values if x is not None]
-    return summarize(v)["median"] if v else None
 
 
 def _f(x, fmt="{:.2f}", none="–"):
@@ -288,7 +236,7 @@ def tta_rows(records: list[dict]) -> list[dict]:
             "median_ms": summarize([t for r in ran for t in r["times"]["epoch_ms"]])["median"],
             "eval_s": _median([r["time_to_accuracy"]["eval_s"] for r in ran]),
             "best": _median([r["time_to_accuracy"].get(f"best_{metric}") for r in ran]),
-            "status": next(st for st in STATUS_ORDER if st in statuses or st == "ok"),
+            "status": row_status(statuses),
             "error": errors[-1].strip().splitlines()[0] if errors else "",
             "notes": sorted({n for r in recs for n in r.get("notes", [])}),
         })
@@ -344,7 +292,6 @@ def growth_exponents(records: list[dict], table_rows: list[dict] | None = None) 
     """For each synthetic size sweep: per library and model, the least-squares slope of
     log(median epoch time) and log(peak RSS) against log(edges) over the sizes that ran, and the
     largest graph it handled (and what happened above it)."""
-    from .plots import edge_counts, sweeps
     table_rows = rows(records) if table_rows is None else table_rows
     edges = edge_counts(records)
     out = []

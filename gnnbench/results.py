@@ -310,20 +310,6 @@ def completed_keys(path: str | os.PathLike) -> set[str]:
     return {r["key"] for r in read_records(path) if r.get("status") in COMPLETE}
 
 
-def until_of(record: dict) -> dict | None:
-    """The time-to-accuracy target a record ran under (``config.until``), None for a run of fixed
-    length. Such records have tables of their own: never pooled with fixed-length runs of the cell."""
-    return (record.get("config") or {}).get("until") or None
-
-
-def latest_per_key(records: list[dict]) -> list[dict]:
-    """The last record of each run key, in first-seen order."""
-    latest: dict[str, dict] = {}
-    for r in records:
-        latest[r["key"]] = r
-    return list(latest.values())
-
-
 def write_output(path: str | os.PathLike, text: str, what: str = "report") -> None:
     """Write a report, comparison or table; an OSError is one line naming the file."""
     path = Path(path)
