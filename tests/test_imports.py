@@ -112,3 +112,12 @@ def test_no_import_circle_in_gnnbench():
 def test_known_circles_still_exist():
     found = {frozenset(c) for c in cycles(import_graph())}
     assert KNOWN <= found, f"a known circle is gone, remove it from KNOWN: {KNOWN - found}"
+
+
+def test_cli_and_readers_do_not_import_pandas_at_module_level():
+    """pandas is imported inside the functions that use it: `gnnbench --help` stays light."""
+    import subprocess
+    import sys
+    code = ("import sys, gnnbench.cli, gnnbench.results, gnnbench.report, gnnbench.compare, gnnbench.history; "
+            "assert 'pandas' not in sys.modules, 'pandas imported at module level'")
+    subprocess.run([sys.executable, "-c", code], check=True)

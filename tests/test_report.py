@@ -138,3 +138,21 @@ def test_protocol_line_says_when_runs_differ():
     mixed = " ".join(environment_lines([a, b]))
     assert "runs differ" in mixed and "2 / 10 / 20 in 1 run(s)" in mixed and "1 / 3 / 3 in 1 run(s)" in mixed
     assert "resident-memory limit per child: 20 GiB" in mixed
+
+
+def test_to_frame_one_row_per_record(tmp_path):
+    from gnnbench.results import FRAME_COLUMNS, append_record, to_frame
+    path = tmp_path / "r.jsonl"
+    import pandas as pd
+    recs = [rec("a", "gcn", 0, [10.0, 12.0, 14.0], 0.81), rec("a", "gcn", 1, [11.0], 0.80),
+            rec("b", "gcn", 0, [], None, status="failed")]
+    for r in recs:
+        append_record(path, r)
+    df = to_frame(path)
+    assert list(df.columns) == list(FRAME_COLUMNS) and len(df) == 3
+    first = df.iloc[0]
+    assert (first.library, first.median_ms, first.p25_ms, first.epochs, first.test_acc) == ("a", 12.0, 11.0, 3, 0.81)
+    assert df.iloc[2].status == "failed" and pd.isna(df.iloc[2].median_ms) and df.iloc[2].error == "boom\nmore"
+    assert df.iloc[1].seed == 1 and df.iloc[0].hardware == "cpu, 2 cores" and df.iloc[0].variant == ""
+    assert set(df.file) == {str(path)}
+    assert list(to_frame([path, path]).key) == [r["key"] for r in recs] * 2
