@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from .errors import UsageError
 from .hardware import hardware_of, hardware_set
 from .published import AGREEMENT_MARGIN, disagreeing, in_band
+from .record import Record
 from .specs import spec_hash
 from .stats import mean_std, summarize
 
@@ -243,36 +244,36 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
     accs: dict[tuple, list] = {}
     statuses: dict[tuple, list] = {}
     for r in latest_per_key(records):
-        c = r.get("cell") or {}
-        try:
-            cd = CellData(c["library"], c["model"], c["dataset"], c["device"], r.get("spec") or {},
-                          hardware=hardware_of(r), until=until_of(r))
-        except KeyError as exc:
-            raise UsageError(f"record {r.get('key', '?')} has no cell.{exc.args[0]}") from None
+        rec = Record.from_dict(r)
+        c = rec.cell
+        for part in ("library", "model", "dataset", "device"):
+            if c is None or part in c._absent:
+                raise UsageError(f"record {rec.key or '?'} has no cell.{part}")
+        cd = CellData(c.library, c.model, c.dataset, c.device, rec.spec or {},
+                      hardware=hardware_of(r), until=until_of(r))
         if cd.ident not in cells:
             cd.variant = variant(r)
         cd = cells.setdefault(cd.ident, cd)
         cd.seeds += 1
-        status = r.get("status", "failed")
+        status = rec.status if "status" not in rec._absent else "failed"
         statuses.setdefault(cd.ident, []).append(status)
-        times = r.get("times") or {}
-        if status in RAN and times.get("epoch_ms") and cd.until:
-            tta = r.get("time_to_accuracy") or {}
-            cd.epoch_samples.extend(float(t) for t in times["epoch_ms"])
+        epoch_ms = rec.times.epoch_ms if rec.times else None
+        ran = status in RAN and bool(epoch_ms)
+        if ran and cd.until:
+            tta = rec.time_to_accuracy
+            cd.epoch_samples.extend(float(t) for t in epoch_ms)
             cd.ran_seeds += 1
-            if tta.get("reached"):
-                cd.samples.append(float(tta["train_s"]))
-                cd.tta_epochs.append(int(tta["epochs"]))
-        elif status in RAN and times.get("epoch_ms"):
-            cd.samples.extend(float(t) for t in times["epoch_ms"])
-        if status in RAN and times.get("epoch_ms"):
-            acc = (r.get("accuracy") or {}).get("test")
-            if acc is not None:
-                accs.setdefault(cd.ident, []).append(acc)
-        if r.get("error") and status not in RAN:
-            cd.error = r["error"].strip().splitlines()[0] if r["error"].strip() else ""
+            if tta and tta.reached:
+                cd.samples.append(float(tta.train_s))
+                cd.tta_epochs.append(int(tta.epochs))
+        elif ran:
+            cd.samples.extend(float(t) for t in epoch_ms)
+        if ran and rec.accuracy and rec.accuracy.test is not None:
+            accs.setdefault(cd.ident, []).append(rec.accuracy.test)
+        if rec.error and status not in RAN:
+            cd.error = rec.error.strip().splitlines()[0] if rec.error.strip() else ""
         if not cd.config:
-            cd.config = {k: (r.get("config") or {}).get(k) for k in ("epochs", "warmup", "threads")}
+            cd.config = {k: getattr(rec.config, k) if rec.config else None for k in ("epochs", "warmup", "threads")}
     for ident, cd in cells.items():
         cd.status = cell_status(statuses[ident])
     for ident, values in accs.items():

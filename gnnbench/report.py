@@ -12,6 +12,7 @@ from collections import OrderedDict
 from .cells import (MEMORY_MEASURES, RAN, band_status, cross_check, edge_counts, hardware_of, hardware_set,
                     latest_per_key, median_of as _median, memory_key, row_status, sweeps, until_of, variant)
 from .published import AGREEMENT_MARGIN, reference
+from .record import Record
 from .stats import mean_std, summarize
 
 __all__ = ["rows", "tta_rows", "growth_exponents", "memory_key", "MEMORY_MEASURES", "variant", "render",
@@ -28,47 +29,49 @@ def rows(records: list[dict]) -> list[dict]:
         groups.setdefault((c["dataset"], c["device"], c["library"], c["model"], variant(r), hardware_of(r)),
                           []).append(r)
     out = []
-    for (dataset, device, library, model, var, hw), recs in groups.items():
-        ok = [r for r in recs if r.get("times")]
-        epochs = [t for r in ok for t in r["times"]["epoch_ms"]]
+    for (dataset, device, library, model, var, hw), dicts in groups.items():
+        recs = [Record.from_dict(r) for r in dicts]
+        ok = [r for r in recs if r.times]
+        epochs = [t for r in ok for t in r.times.epoch_ms]
         s = summarize(epochs)
-        accs = [r["accuracy"]["test"] for r in ok if r.get("accuracy")]
-        acc_mean, acc_std = mean_std(accs)
-        status = row_status(r["status"] for r in recs)
+        acc_mean, acc_std = mean_std([r.accuracy.test for r in ok if r.accuracy])
+        status = row_status(r.status for r in recs)
         if status in RAN:     # judged on the mean over seeds
             status = band_status(model, dataset, acc_mean)
+        mems = [r.memory for r in ok if r.memory]
         # the whole process's peak is at least either part's (records before 2026-12-01 read
         # ru_maxrss alone, which lags the kernel's high-water mark by a fraction of a MB)
-        mem = [max(v for v in (r["memory"]["peak_rss_mb"], r["memory"].get("load_peak_rss_mb"),
-                               r["memory"].get("peak_rss_after_load_mb")) if v is not None)
-               for r in ok if r.get("memory") and r["memory"].get("peak_rss_mb") is not None]
+        peak = [max(v for v in (m.peak_rss_mb, m.load_peak_rss_mb, m.peak_rss_after_load_mb) if v is not None)
+                for m in mems if m.peak_rss_mb is not None]
         # records since 2026-12-01 keep the dataset build's peak apart from the peak from prepare on
-        load_mem = [r["memory"].get("load_peak_rss_mb") for r in ok if r.get("memory")]
-        after_mem = [r["memory"].get("peak_rss_after_load_mb") for r in ok if r.get("memory")]
-        dmem = [r["memory"].get("device_peak_mb") for r in ok if r.get("memory") and r["memory"].get("device_peak_mb")]
-        errors = [r.get("error", "") for r in recs if r.get("error")]
+        load_mem = [m.load_peak_rss_mb for m in mems]
+        after_mem = [m.peak_rss_after_load_mb for m in mems]
+        dmem = [m.device_peak_mb for m in mems if m.device_peak_mb]
+        errors = [r.error for r in recs if r.error]
+        times = [r.times for r in ok]
+        sampled = [r.sampled for r in ok if r.sampled]
         out.append({
             "dataset": dataset, "device": device, "library": library, "model": model, "variant": var,
             "hardware": hw, "seeds": len(recs), "status": status,
             "median_ms": s["median"], "p25_ms": s["p25"], "p75_ms": s["p75"], "epochs": s["n"],
-            "first_epoch_ms": _median([r["times"]["first_epoch_ms"] for r in ok]),
-            "setup_s": _median([r["times"]["setup_s"] for r in ok]),
-            "infer_ms": _median([r["times"]["infer_median_ms"] for r in ok]),
-            "collate_ms": _median([r["times"]["collate_median_ms"] for r in ok if "collate_median_ms" in r["times"]]),
-            "sample_ms": _median([r["times"]["sample_median_ms"] for r in ok if "sample_median_ms" in r["times"]]),
-            "sampled_nodes": _median([r["sampled"]["input_nodes_per_batch_mean"] for r in ok if r.get("sampled")]),
-            "sampled_edges": _median([r["sampled"]["edges_per_batch_mean"] for r in ok if r.get("sampled")]),
+            "first_epoch_ms": _median([t.first_epoch_ms for t in times]),
+            "setup_s": _median([t.setup_s for t in times]),
+            "infer_ms": _median([t.infer_median_ms for t in times]),
+            "collate_ms": _median([t.collate_median_ms for t in times]),
+            "sample_ms": _median([t.sample_median_ms for t in times]),
+            "sampled_nodes": _median([x.input_nodes_per_batch_mean for x in sampled]),
+            "sampled_edges": _median([x.edges_per_batch_mean for x in sampled]),
             "test_acc_mean": acc_mean, "test_acc_std": acc_std,
             "reference_acc": (reference(model, dataset) or {}).get("test"),
-            "peak_rss_mb": max(mem) if mem else None,
+            "peak_rss_mb": max(peak) if peak else None,
             "load_peak_rss_mb": max(load_mem) if load_mem and None not in load_mem else None,
             "peak_rss_after_load_mb": max(after_mem) if after_mem and None not in after_mem else None,
             "device_peak_mb": max(dmem) if dmem else None,
-            "params": ok[0].get("params") if ok else None,
-            "version": next((r.get("library_version") for r in recs if r.get("library_version")), None),
-            "fingerprint": next((r["dataset"]["fingerprint"] for r in ok if r.get("dataset")), None),
+            "params": ok[0].params if ok else None,
+            "version": next((r.library_version for r in recs if r.library_version), None),
+            "fingerprint": next((r.dataset.fingerprint for r in ok if r.dataset), None),
             "error": errors[-1].strip().splitlines()[0] if errors else "",
-            "notes": sorted({n for r in recs for n in r.get("notes", [])}),
+            "notes": sorted({n for r in recs for n in (r.notes or [])}),
         })
     cross_check(out)
     # relative speed: among the rows of one model (all libraries and variants) on one dataset, device and

@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UsageError
-
-SCHEMA_VERSION = 1
+from .record import READABLE, SCHEMA_VERSION, upgrade  # noqa: F401  (SCHEMA_VERSION: what the writers write)
 STATUSES = ("ok", "accuracy_mismatch", "failed", "timeout", "oom", "skipped")
 # a run with one of these statuses is complete: --resume does not run it again
 COMPLETE = ("ok", "accuracy_mismatch", "skipped")
@@ -232,8 +231,9 @@ def _check(raw: bytes):
         return None, f"corrupt results line ({exc.msg})"
     if not isinstance(rec, dict) or not all(k in rec for k in ("schema", "cell", "key")):
         return None, "not a gnnbench record (no schema/cell/key)"
-    if rec["schema"] != SCHEMA_VERSION:
-        return None, f"schema version {rec['schema']} is not supported (this gnnbench reads {SCHEMA_VERSION})"
+    if rec["schema"] not in READABLE:
+        return None, (f"schema version {rec['schema']} is not supported (this gnnbench reads "
+                      f"{', '.join(map(str, READABLE))})")
     return rec, None
 
 
@@ -252,14 +252,15 @@ def _lines(path: Path):
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:
-    """All records of a results file. A torn last line is skipped with a warning (the next append
-    moves it to .rejected); any other bad line is an error naming file, line and the way out."""
+    """All records of a results file, upgraded to SCHEMA_VERSION (gnnbench.record.upgrade; typed
+    access: gnnbench.record.Record.from_dict). A torn last line is skipped with a warning (the next
+    append moves it to .rejected); any other bad line is an error naming file, line and the way out."""
     path = Path(path)
     records = []
     for n, raw, terminated in _lines(path):
         rec, why = _check(raw)
         if rec is not None:
-            records.append(rec)
+            records.append(upgrade(rec))
         elif not terminated:
             print(f"gnnbench: warning: {path}:{n}: torn last line ignored (an interrupted write; the next "
                   f"append moves it to {rejected_path(path).name})", file=sys.stderr)
