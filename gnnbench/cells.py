@@ -257,8 +257,8 @@ def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
         cd.seeds += 1
         status = rec.status if "status" not in rec._absent else "failed"
         statuses.setdefault(cd.ident, []).append(status)
-        epoch_ms = rec.times.epoch_ms if rec.times else None
-        ran = status in RAN and bool(epoch_ms)
+        ran = rec.ran           # ok or accuracy_mismatch, with epoch times
+        epoch_ms = rec.times.epoch_ms if ran else None
         if ran and cd.until:
             tta = rec.time_to_accuracy
             cd.epoch_samples.extend(float(t) for t in epoch_ms)

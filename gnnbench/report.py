@@ -222,24 +222,25 @@ def tta_rows(records: list[dict]) -> list[dict]:
         groups.setdefault((c["dataset"], c["device"], c["library"], c["model"], variant(r), hardware_of(r),
                            u["metric"], u["target"]), []).append(r)
     out = []
-    for (dataset, device, library, model, var, hw, metric, target), recs in groups.items():
-        ran = [r for r in recs if r.get("times") and r.get("time_to_accuracy")]
-        hit = [r["time_to_accuracy"] for r in ran if r["time_to_accuracy"]["reached"]]
-        statuses = {r["status"] for r in recs}
-        errors = [r.get("error", "") for r in recs if r.get("error")]
+    for (dataset, device, library, model, var, hw, metric, target), dicts in groups.items():
+        recs = [Record.from_dict(r) for r in dicts]
+        ran = [r for r in recs if r.times and r.time_to_accuracy]
+        tta = [r.time_to_accuracy for r in ran]
+        hit = [t for t in tta if t.reached]
+        errors = [r.error for r in recs if r.error]
         out.append({
             "dataset": dataset, "device": device, "library": library, "model": model, "variant": var,
             "hardware": hw, "metric": metric, "target": target,
-            "source": (until_of(recs[0]) or {}).get("source"), "seeds": len(recs), "reached": len(hit),
-            "cap": max((r["time_to_accuracy"]["cap"] for r in ran), default=None),
-            "epochs_to_target": _median([t["epochs"] for t in hit]),
-            "s_to_target": _median([t["train_s"] for t in hit]),
-            "median_ms": summarize([t for r in ran for t in r["times"]["epoch_ms"]])["median"],
-            "eval_s": _median([r["time_to_accuracy"]["eval_s"] for r in ran]),
-            "best": _median([r["time_to_accuracy"].get(f"best_{metric}") for r in ran]),
-            "status": row_status(statuses),
+            "source": recs[0].config.until.source, "seeds": len(recs), "reached": len(hit),
+            "cap": max((t.cap for t in tta), default=None),
+            "epochs_to_target": _median([t.epochs for t in hit]),
+            "s_to_target": _median([t.train_s for t in hit]),
+            "median_ms": summarize([e for r in ran for e in r.times.epoch_ms])["median"],
+            "eval_s": _median([t.eval_s for t in tta]),
+            "best": _median([getattr(t, f"best_{metric}", None) for t in tta]),
+            "status": row_status(r.status for r in recs),
             "error": errors[-1].strip().splitlines()[0] if errors else "",
-            "notes": sorted({n for r in recs for n in r.get("notes", [])}),
+            "notes": sorted({n for r in recs for n in (r.notes or [])}),
         })
     for group in {(r["dataset"], r["device"], r["model"], r["metric"], r["target"], r["hardware"]) for r in out}:
         table = [r for r in out if (r["dataset"], r["device"], r["model"], r["metric"], r["target"], r["hardware"]) == group]
