@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gnnbench.cells import RAN  # noqa: E402
 from gnnbench.report import rows, tta_rows  # noqa: E402
 from gnnbench.results import read_records  # noqa: E402
 
@@ -52,7 +53,7 @@ def main(paths: list[str]) -> None:
     recs = [r for p in paths for r in read_records(p)]
     if any(r.get("time_to_accuracy") for r in recs):
         return tta(recs)
-    table = [r for r in rows(recs) if r["status"] in ("ok", "accuracy_mismatch")]
+    table = [r for r in rows(recs) if r["status"] in RAN]
     cols = list(dict.fromkeys(f"{r['library']} {r['variant']}".strip() for r in table))
     cells = list(dict.fromkeys((r["dataset"], r["model"]) for r in table))
     by = {(r["dataset"], r["model"], f"{r['library']} {r['variant']}".strip()): r for r in table}

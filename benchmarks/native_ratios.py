@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gnnbench.cells import by_hardware  # noqa: E402
 from gnnbench.report import rows  # noqa: E402
 from gnnbench.results import read_records  # noqa: E402
 
@@ -25,11 +26,10 @@ def _strip_sparse(var: str) -> str:
 
 
 def table(records) -> tuple[str, bool]:
-    all_rows = rows(records)
-    hardware = list(dict.fromkeys(r["hardware"] for r in all_rows))
+    hardware = by_hardware(rows(records))
     parts, all_met = [], True
-    for hw in hardware:
-        text, met = _one_table([r for r in all_rows if r["hardware"] == hw])
+    for hw, hw_rows in hardware.items():
+        text, met = _one_table(hw_rows)
         parts.append((f"### {hw}\n\n" if len(hardware) > 1 else "") + text)
         all_met &= met
     return "\n\n".join(parts), all_met

@@ -42,122 +42,14 @@ Pure functions of record lists (no ML imports); the CLI lives in gnnbench.cli.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
-from dataclasses import dataclass, field
 
+from .cells import RAN, STATUS_ORDER, CellData, cells_of, hardware_set, spec_key
 from .errors import UsageError
-from .hardware import hardware_of, hardware_set
-from .results import latest_per_key, until_of
-from .specs import spec_hash
-from .stats import bootstrap_ratio_ci, mann_whitney_u, mean_std, summarize
+from .stats import bootstrap_ratio_ci, mann_whitney_u, summarize
 
-RAN = ("ok", "accuracy_mismatch")
-# worst first: a cell's status is the worst among its seeds
-STATUS_ORDER = ("failed", "oom", "timeout", "skipped", "accuracy_mismatch", "ok")
+__all__ = ["compare", "cells_of", "CellData", "RAN", "STATUS_ORDER", "VERDICT_ORDER", "to_markdown", "to_json"]
+
 VERDICT_ORDER = ("regressed", "improved", "incomparable", "missing", "new", "unchanged")
-
-
-@dataclass
-class CellData:
-    library: str
-    model: str
-    dataset: str
-    device: str
-    spec: dict
-    status: str = "ok"
-    samples: list = field(default_factory=list)      # pooled timed epochs (ms) of every seed that ran
-    acc: float | None = None                         # mean test accuracy over seeds (fraction)
-    seeds: int = 0
-    error: str = ""
-    config: dict = field(default_factory=dict)
-    variant: str = ""                                # how the spec differs from the model's default
-    hardware: str = ""                               # gnnbench.hardware.hardware_of its records
-    # time to accuracy (config.until); then ``samples`` are the seconds to target of the seeds that
-    # reached it, and these hold the rest
-    until: dict | None = None
-    epoch_samples: list = field(default_factory=list)   # pooled epoch times (ms) of the seeds that ran
-    tta_epochs: list = field(default_factory=list)      # epochs to target of the seeds that reached it
-    ran_seeds: int = 0
-
-    @property
-    def reached_seeds(self) -> int:
-        return len(self.samples) if self.until else 0
-
-    @property
-    def mode(self) -> str:
-        """'' for fixed-length runs, 'until-val_acc=0.79' for time to accuracy (as in the run key)."""
-        return f"until-{self.until['metric']}={self.until['target']:g}" if self.until else ""
-
-    @property
-    def group(self) -> tuple:
-        """What normalisation matches on: the same model, dataset, device, spec (and target) and hardware."""
-        key = spec_hash(self.spec) + (f"/{self.mode}" if self.until else "")
-        return (self.model, self.dataset, self.device, key, self.hardware)
-
-    @property
-    def ident(self) -> tuple:
-        return (self.library,) + self.group
-
-    @property
-    def name(self) -> str:
-        return f"{self.library}/{self.model}/{self.dataset}/{self.device}"
-
-    @property
-    def ran(self) -> bool:
-        return self.status in RAN and bool(self.epoch_samples if self.until else self.samples)
-
-    @property
-    def median(self) -> float | None:
-        import numpy as np
-        return float(np.median(self.samples)) if self.samples else None
-
-
-def cells_of(records: list[dict]) -> "OrderedDict[tuple, CellData]":
-    """Group the latest record of every run key into cells (seeds pooled)."""
-    from .report import variant
-
-    cells: "OrderedDict[tuple, CellData]" = OrderedDict()
-    accs: dict[tuple, list] = {}
-    for r in latest_per_key(records):
-        c = r.get("cell") or {}
-        try:
-            cd = CellData(c["library"], c["model"], c["dataset"], c["device"], r.get("spec") or {},
-                          hardware=hardware_of(r), until=until_of(r))
-        except KeyError as exc:
-            raise UsageError(f"record {r.get('key', '?')} has no cell.{exc.args[0]}") from None
-        if cd.ident not in cells:
-            cd.variant = variant(r)
-        cd = cells.setdefault(cd.ident, cd)
-        cd.seeds += 1
-        status = r.get("status", "failed")
-        if STATUS_ORDER.index(status if status in STATUS_ORDER else "failed") < STATUS_ORDER.index(cd.status):
-            cd.status = status if status in STATUS_ORDER else "failed"
-        times = r.get("times") or {}
-        if status in RAN and times.get("epoch_ms") and cd.until:
-            tta = r.get("time_to_accuracy") or {}
-            cd.epoch_samples.extend(float(t) for t in times["epoch_ms"])
-            cd.ran_seeds += 1
-            if tta.get("reached"):
-                cd.samples.append(float(tta["train_s"]))
-                cd.tta_epochs.append(int(tta["epochs"]))
-        elif status in RAN and times.get("epoch_ms"):
-            cd.samples.extend(float(t) for t in times["epoch_ms"])
-        if status in RAN and times.get("epoch_ms"):
-            acc = (r.get("accuracy") or {}).get("test")
-            if acc is not None:
-                accs.setdefault(cd.ident, []).append(acc)
-        if r.get("error") and status not in RAN:
-            cd.error = r["error"].strip().splitlines()[0] if r["error"].strip() else ""
-        if not cd.config:
-            cd.config = {k: (r.get("config") or {}).get(k) for k in ("epochs", "warmup", "threads")}
-    for ident, values in accs.items():
-        cells[ident].acc = mean_std(values)[0]
-    # as in the report: when every seed ran, the accuracy band is checked on the mean over seeds
-    from .published import in_band
-    for cd in cells.values():
-        if cd.status in RAN and not cd.until:   # a time-to-accuracy run stops at its target by design
-            cd.status = "accuracy_mismatch" if in_band(cd.model, cd.dataset, cd.acc) is False else "ok"
-    return cells
 
 
 def _across_hardware(cells: dict, side: str) -> dict:
@@ -223,7 +115,7 @@ def compare(base_records: list[dict], current_records: list[dict], *, threshold:
         b, c = base.get(ident), cur.get(ident)
         cd = b or c
         row = {"library": cd.library, "model": cd.model, "dataset": cd.dataset, "device": cd.device,
-               "variant": cd.variant, "spec_hash": spec_hash(cd.spec), "verdict": "unchanged", "reasons": [], "notes": [],
+               "variant": cd.variant, "spec_hash": spec_key(cd.spec), "verdict": "unchanged", "reasons": [], "notes": [],
                "base": _side(b), "current": _side(c), "ratio": None, "ci_low": None, "ci_high": None,
                "p_value": None, "raw_ratio": None, "normalized": False, "acc_delta_pt": None,
                "hardware": {"base": b.hardware if b else None, "current": c.hardware if c else None}}
@@ -235,7 +127,7 @@ def compare(base_records: list[dict], current_records: list[dict], *, threshold:
             other = base if b is None else cur
             twin = [o for o in other.values() if (o.library, o.model, o.dataset, o.device) ==
                     (cd.library, cd.model, cd.dataset, cd.device)]
-            same_spec = [o for o in twin if spec_hash(o.spec) == spec_hash(cd.spec)]
+            same_spec = [o for o in twin if spec_key(o.spec) == spec_key(cd.spec)]
             if same_spec:      # the same cell and spec, run in another mode (fixed length / time to accuracy)
                 modes = [_mode_text(o) for o in (same_spec[0], cd)]
                 row["notes"].append("run mode differs between the files ({} → {})".format(*(modes if b is None

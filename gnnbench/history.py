@@ -17,10 +17,8 @@ import fnmatch
 import json
 from datetime import datetime
 
-from .compare import cells_of, spec_hash
+from .cells import cells_of, hardware_of, latest_per_key, spec_key, until_of, variant
 from .errors import UsageError
-from .hardware import hardware_of
-from .results import latest_per_key, until_of
 from .stats import summarize
 
 
@@ -35,8 +33,6 @@ def _when(ts: str | None) -> datetime | None:
 
 def points(files: list[tuple[str, list[dict]]]) -> dict[str, list[dict]]:
     """cell name -> its points over ``files`` [(path, records)], in time order."""
-    from .report import variant
-
     series: dict[str, list[dict]] = {}
     order = 0
     several = len({hardware_of(r) for _, records in files for r in records}) > 1
@@ -45,7 +41,7 @@ def points(files: list[tuple[str, list[dict]]]) -> dict[str, list[dict]]:
         meta: dict[tuple, dict] = {}
         for r in latest:
             c = r["cell"]
-            ident = (c["library"], c["model"], c["dataset"], c["device"], spec_hash(r.get("spec")), hardware_of(r))
+            ident = (c["library"], c["model"], c["dataset"], c["device"], spec_key(r.get("spec")), hardware_of(r))
             m = meta.setdefault(ident, {"ts": [], "git": set(), "variant": variant(r)})
             if r.get("timestamp"):
                 m["ts"].append(r["timestamp"])

@@ -17,10 +17,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .cells import SWEEP_KEYS, edge_counts, memory_key, sweeps
 from .errors import UsageError
 
+__all__ = ["write_report_plots", "markdown_links", "plot_history", "plot_epoch_times", "plot_accuracy_vs_time",
+           "plot_scaling", "short_dataset", "edge_counts", "sweeps", "SWEEP_KEYS"]
+
 LOG_RATIO = 20.0          # log scale when max/min of the plotted values exceeds this
-SWEEP_KEYS = ("nodes", "avg_degree")   # what may vary within one synthetic size sweep
 
 
 def _plt():
@@ -58,36 +61,6 @@ def short_dataset(name: str) -> str:
         if k and (k in SWEEP_KEYS or str(DEFAULTS.get(k)) != v):
             parts.append(f"{k}={v}")
     return "synthetic " + " ".join(parts)
-
-
-def _family(name: str) -> str | None:
-    """The sweep family of a synthetic dataset: its name without the size parameters."""
-    if not name.startswith("synthetic:"):
-        return None
-    items = [i for i in name.partition(":")[2].split(",") if i.partition("=")[0] not in SWEEP_KEYS]
-    return "synthetic:" + ",".join(items)
-
-
-def edge_counts(records: list[dict]) -> dict[str, int]:
-    """dataset name -> edge count, from the records that loaded it (record['dataset']['edges'])."""
-    out = {}
-    for r in records:
-        d = r.get("dataset")
-        if isinstance(d, dict) and d.get("edges") is not None:
-            out[r["cell"]["dataset"]] = int(d["edges"])
-    return out
-
-
-def sweeps(records: list[dict]) -> dict[str, list[str]]:
-    """Synthetic families measured at two or more sizes: family -> dataset names by edge count."""
-    edges = edge_counts(records)
-    fam: dict[str, set] = {}
-    for r in records:
-        name = r["cell"]["dataset"]
-        f = _family(name)
-        if f is not None:
-            fam.setdefault(f, set()).add(name)
-    return {f: sorted(names, key=lambda n: edges.get(n, 0)) for f, names in fam.items() if len(names) >= 2}
 
 
 def _panels(n: int, plt, w: float = 5.2, h: float = 3.8):
@@ -214,8 +187,7 @@ def plot_accuracy_vs_time(table: list[dict], path_stem: Path) -> list[Path]:
 def plot_scaling(table: list[dict], records: list[dict], path_stem: Path) -> list[Path]:
     """Log-log lines per library, for each synthetic size sweep: median epoch time vs edge count,
     and next to it the child's peak memory vs edge count (after loading where every row has it:
-    report.memory_key)."""
-    from .report import memory_key
+    cells.memory_key)."""
     plt = _plt()
     sw = sweeps(records)
     edges = edge_counts(records)

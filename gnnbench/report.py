@@ -6,18 +6,17 @@ A row whose mean test accuracy lies outside the reference band is
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import OrderedDict
 
-from .hardware import hardware_of, hardware_set
-from .published import AGREEMENT_MARGIN, disagreeing, in_band, reference
-from .results import latest_per_key, until_of
+from .cells import (MEMORY_MEASURES, RAN, band_status, cross_check, edge_counts, hardware_of, hardware_set,
+                    latest_per_key, median_of as _median, memory_key, row_status, sweeps, until_of, variant)
+from .published import AGREEMENT_MARGIN, reference
+from .record import Record
 from .stats import mean_std, summarize
 
-# worst first: the row shows the worst status among its seeds
-STATUS_ORDER = ("failed", "oom", "timeout", "accuracy_mismatch", "skipped", "ok")
+__all__ = ["rows", "tta_rows", "growth_exponents", "memory_key", "MEMORY_MEASURES", "variant", "render",
+           "to_markdown", "to_csv", "to_json", "CSV_FIELDS"]
 
 
 def rows(records: list[dict]) -> list[dict]:
@@ -30,51 +29,51 @@ def rows(records: list[dict]) -> list[dict]:
         groups.setdefault((c["dataset"], c["device"], c["library"], c["model"], variant(r), hardware_of(r)),
                           []).append(r)
     out = []
-    for (dataset, device, library, model, var, hw), recs in groups.items():
-        ok = [r for r in recs if r.get("times")]
-        epochs = [t for r in ok for t in r["times"]["epoch_ms"]]
+    for (dataset, device, library, model, var, hw), dicts in groups.items():
+        recs = [Record.from_dict(r) for r in dicts]
+        ok = [r for r in recs if r.times]
+        epochs = [t for r in ok for t in r.times.epoch_ms]
         s = summarize(epochs)
-        accs = [r["accuracy"]["test"] for r in ok if r.get("accuracy")]
-        acc_mean, acc_std = mean_std(accs)
-        statuses = {r["status"] for r in recs}
-        status = next(st for st in STATUS_ORDER if st in statuses or st == "ok")
-        check = in_band(model, dataset, acc_mean)
-        if status in ("ok", "accuracy_mismatch"):
-            status = "accuracy_mismatch" if check is False else "ok"
+        acc_mean, acc_std = mean_std([r.accuracy.test for r in ok if r.accuracy])
+        status = row_status(r.status for r in recs)
+        if status in RAN:     # judged on the mean over seeds
+            status = band_status(model, dataset, acc_mean)
+        mems = [r.memory for r in ok if r.memory]
         # the whole process's peak is at least either part's (records before 2026-12-01 read
         # ru_maxrss alone, which lags the kernel's high-water mark by a fraction of a MB)
-        mem = [max(v for v in (r["memory"]["peak_rss_mb"], r["memory"].get("load_peak_rss_mb"),
-                               r["memory"].get("peak_rss_after_load_mb")) if v is not None)
-               for r in ok if r.get("memory") and r["memory"].get("peak_rss_mb") is not None]
+        peak = [max(v for v in (m.peak_rss_mb, m.load_peak_rss_mb, m.peak_rss_after_load_mb) if v is not None)
+                for m in mems if m.peak_rss_mb is not None]
         # records since 2026-12-01 keep the dataset build's peak apart from the peak from prepare on
-        load_mem = [r["memory"].get("load_peak_rss_mb") for r in ok if r.get("memory")]
-        after_mem = [r["memory"].get("peak_rss_after_load_mb") for r in ok if r.get("memory")]
-        dmem = [r["memory"].get("device_peak_mb") for r in ok if r.get("memory") and r["memory"].get("device_peak_mb")]
-        errors = [r.get("error", "") for r in recs if r.get("error")]
+        load_mem = [m.load_peak_rss_mb for m in mems]
+        after_mem = [m.peak_rss_after_load_mb for m in mems]
+        dmem = [m.device_peak_mb for m in mems if m.device_peak_mb]
+        errors = [r.error for r in recs if r.error]
+        times = [r.times for r in ok]
+        sampled = [r.sampled for r in ok if r.sampled]
         out.append({
             "dataset": dataset, "device": device, "library": library, "model": model, "variant": var,
             "hardware": hw, "seeds": len(recs), "status": status,
             "median_ms": s["median"], "p25_ms": s["p25"], "p75_ms": s["p75"], "epochs": s["n"],
-            "first_epoch_ms": _median([r["times"]["first_epoch_ms"] for r in ok]),
-            "setup_s": _median([r["times"]["setup_s"] for r in ok]),
-            "infer_ms": _median([r["times"]["infer_median_ms"] for r in ok]),
-            "collate_ms": _median([r["times"]["collate_median_ms"] for r in ok if "collate_median_ms" in r["times"]]),
-            "sample_ms": _median([r["times"]["sample_median_ms"] for r in ok if "sample_median_ms" in r["times"]]),
-            "sampled_nodes": _median([r["sampled"]["input_nodes_per_batch_mean"] for r in ok if r.get("sampled")]),
-            "sampled_edges": _median([r["sampled"]["edges_per_batch_mean"] for r in ok if r.get("sampled")]),
+            "first_epoch_ms": _median([t.first_epoch_ms for t in times]),
+            "setup_s": _median([t.setup_s for t in times]),
+            "infer_ms": _median([t.infer_median_ms for t in times]),
+            "collate_ms": _median([t.collate_median_ms for t in times]),
+            "sample_ms": _median([t.sample_median_ms for t in times]),
+            "sampled_nodes": _median([x.input_nodes_per_batch_mean for x in sampled]),
+            "sampled_edges": _median([x.edges_per_batch_mean for x in sampled]),
             "test_acc_mean": acc_mean, "test_acc_std": acc_std,
             "reference_acc": (reference(model, dataset) or {}).get("test"),
-            "peak_rss_mb": max(mem) if mem else None,
+            "peak_rss_mb": max(peak) if peak else None,
             "load_peak_rss_mb": max(load_mem) if load_mem and None not in load_mem else None,
             "peak_rss_after_load_mb": max(after_mem) if after_mem and None not in after_mem else None,
             "device_peak_mb": max(dmem) if dmem else None,
-            "params": ok[0].get("params") if ok else None,
-            "version": next((r.get("library_version") for r in recs if r.get("library_version")), None),
-            "fingerprint": next((r["dataset"]["fingerprint"] for r in ok if r.get("dataset")), None),
+            "params": ok[0].params if ok else None,
+            "version": next((r.library_version for r in recs if r.library_version), None),
+            "fingerprint": next((r.dataset.fingerprint for r in ok if r.dataset), None),
             "error": errors[-1].strip().splitlines()[0] if errors else "",
-            "notes": sorted({n for r in recs for n in r.get("notes", [])}),
+            "notes": sorted({n for r in recs for n in (r.notes or [])}),
         })
-    _cross_check(out)
+    cross_check(out)
     # relative speed: among the rows of one model (all libraries and variants) on one dataset, device and
     # hardware (a row is never ranked against one measured on other hardware)
     for group in {(r["dataset"], r["device"], r["model"], r["hardware"]) for r in out}:
@@ -84,56 +83,6 @@ def rows(records: list[dict]) -> list[dict]:
         for r in table:
             r["relative"] = (r["median_ms"] / fastest) if (fastest and r["median_ms"]) else None
     return out
-
-
-def _cross_check(out: list[dict]) -> None:
-    """Rows with no published reference: each library's mean test accuracy against the median of
-    the libraries measured on the same model, dataset, device and spec variant."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in out:
-        if r["reference_acc"] is None and r["test_acc_mean"] is not None and r["status"] in ("ok", "accuracy_mismatch"):
-            groups.setdefault((r["dataset"], r["device"], r["model"], r["variant"], r["hardware"]), []).append(r)
-    for table in groups.values():
-        off = disagreeing({r["library"]: r["test_acc_mean"] for r in table})
-        for r in table:
-            r["agreement_median"] = _median([t["test_acc_mean"] for t in table]) if len(table) > 1 else None
-            if r["library"] in off:
-                r["status"] = "accuracy_mismatch"
-                r["error"] = (f"test accuracy {100 * r['test_acc_mean']:.1f} % is more than {AGREEMENT_MARGIN:g} points "
-                              f"from the median {100 * off[r['library']]:.1f} % of the {len(table)} libraries")
-
-
-def variant(record: dict) -> str:
-    """How the record's spec differs from the model's default spec on its dataset ('' when it does not)."""
-    from .specs import get_spec
-    try:
-        default = vars(get_spec(record["cell"]["model"], record["cell"]["dataset"]))
-    except Exception:
-        return ""
-    diff = [f"{k}={v}" for k, v in sorted((record.get("spec") or {}).items()) if default.get(k, v) != v]
-    return ",".join(diff)
-
-
-MEMORY_MEASURES = {
-    "peak_rss_after_load_mb": "peak RSS after the dataset is loaded (the loaded arrays included, gnnbench's build "
-                              "transient not)",
-    "peak_rss_mb": "peak RSS of the whole child process (gnnbench's dataset build included)",
-}
-
-
-def memory_key(table_rows: list[dict]) -> str:
-    """Which memory figure a set of rows is compared on: the after-load peak when every row has it
-    (that is the library's cost with its input resident), else the whole-process peak. Never a mix:
-    one slope or one plotted panel holds one measure."""
-    with_mem = [r for r in table_rows if r.get("peak_rss_mb")]
-    if with_mem and all(r.get("peak_rss_after_load_mb") for r in with_mem):
-        return "peak_rss_after_load_mb"
-    return "peak_rss_mb"
-
-
-def _median(values):
-    v = [x for x in values if x is not None]
-    return summarize(v)["median"] if v else None
 
 
 def _f(x, fmt="{:.2f}", none="–"):
@@ -273,24 +222,25 @@ def tta_rows(records: list[dict]) -> list[dict]:
         groups.setdefault((c["dataset"], c["device"], c["library"], c["model"], variant(r), hardware_of(r),
                            u["metric"], u["target"]), []).append(r)
     out = []
-    for (dataset, device, library, model, var, hw, metric, target), recs in groups.items():
-        ran = [r for r in recs if r.get("times") and r.get("time_to_accuracy")]
-        hit = [r["time_to_accuracy"] for r in ran if r["time_to_accuracy"]["reached"]]
-        statuses = {r["status"] for r in recs}
-        errors = [r.get("error", "") for r in recs if r.get("error")]
+    for (dataset, device, library, model, var, hw, metric, target), dicts in groups.items():
+        recs = [Record.from_dict(r) for r in dicts]
+        ran = [r for r in recs if r.times and r.time_to_accuracy]
+        tta = [r.time_to_accuracy for r in ran]
+        hit = [t for t in tta if t.reached]
+        errors = [r.error for r in recs if r.error]
         out.append({
             "dataset": dataset, "device": device, "library": library, "model": model, "variant": var,
             "hardware": hw, "metric": metric, "target": target,
-            "source": (until_of(recs[0]) or {}).get("source"), "seeds": len(recs), "reached": len(hit),
-            "cap": max((r["time_to_accuracy"]["cap"] for r in ran), default=None),
-            "epochs_to_target": _median([t["epochs"] for t in hit]),
-            "s_to_target": _median([t["train_s"] for t in hit]),
-            "median_ms": summarize([t for r in ran for t in r["times"]["epoch_ms"]])["median"],
-            "eval_s": _median([r["time_to_accuracy"]["eval_s"] for r in ran]),
-            "best": _median([r["time_to_accuracy"].get(f"best_{metric}") for r in ran]),
-            "status": next(st for st in STATUS_ORDER if st in statuses or st == "ok"),
+            "source": recs[0].config.until.source, "seeds": len(recs), "reached": len(hit),
+            "cap": max((t.cap for t in tta), default=None),
+            "epochs_to_target": _median([t.epochs for t in hit]),
+            "s_to_target": _median([t.train_s for t in hit]),
+            "median_ms": summarize([e for r in ran for e in r.times.epoch_ms])["median"],
+            "eval_s": _median([t.eval_s for t in tta]),
+            "best": _median([getattr(t, f"best_{metric}", None) for t in tta]),
+            "status": row_status(r.status for r in recs),
             "error": errors[-1].strip().splitlines()[0] if errors else "",
-            "notes": sorted({n for r in recs for n in r.get("notes", [])}),
+            "notes": sorted({n for r in recs for n in (r.notes or [])}),
         })
     for group in {(r["dataset"], r["device"], r["model"], r["metric"], r["target"], r["hardware"]) for r in out}:
         table = [r for r in out if (r["dataset"], r["device"], r["model"], r["metric"], r["target"], r["hardware"]) == group]
@@ -344,7 +294,6 @@ def growth_exponents(records: list[dict], table_rows: list[dict] | None = None) 
     """For each synthetic size sweep: per library and model, the least-squares slope of
     log(median epoch time) and log(peak RSS) against log(edges) over the sizes that ran, and the
     largest graph it handled (and what happened above it)."""
-    from .plots import edge_counts, sweeps
     table_rows = rows(records) if table_rows is None else table_rows
     edges = edge_counts(records)
     out = []
@@ -453,12 +402,11 @@ CSV_FIELDS = ("dataset", "device", "library", "model", "variant", "seeds", "stat
 
 
 def to_csv(records: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    for r in rows(records):
-        w.writerow(r)
-    return buf.getvalue()
+    """The rows as CSV, columns CSV_FIELDS (what csv.DictWriter wrote before: object columns keep
+    ints as ints and None as an empty field; lines end in CRLF)."""
+    import pandas as pd
+    frame = pd.DataFrame(rows(records), columns=list(CSV_FIELDS), dtype=object)
+    return frame.to_csv(index=False, lineterminator="\r\n")
 
 
 def to_json(records: list[dict]) -> str:

@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UsageError
-
-SCHEMA_VERSION = 1
+from .record import READABLE, SCHEMA_VERSION, upgrade  # noqa: F401  (SCHEMA_VERSION: what the writers write)
 STATUSES = ("ok", "accuracy_mismatch", "failed", "timeout", "oom", "skipped")
 # a run with one of these statuses is complete: --resume does not run it again
 COMPLETE = ("ok", "accuracy_mismatch", "skipped")
@@ -232,8 +231,9 @@ def _check(raw: bytes):
         return None, f"corrupt results line ({exc.msg})"
     if not isinstance(rec, dict) or not all(k in rec for k in ("schema", "cell", "key")):
         return None, "not a gnnbench record (no schema/cell/key)"
-    if rec["schema"] != SCHEMA_VERSION:
-        return None, f"schema version {rec['schema']} is not supported (this gnnbench reads {SCHEMA_VERSION})"
+    if rec["schema"] not in READABLE:
+        return None, (f"schema version {rec['schema']} is not supported (this gnnbench reads "
+                      f"{', '.join(map(str, READABLE))})")
     return rec, None
 
 
@@ -252,14 +252,15 @@ def _lines(path: Path):
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:
-    """All records of a results file. A torn last line is skipped with a warning (the next append
-    moves it to .rejected); any other bad line is an error naming file, line and the way out."""
+    """All records of a results file, upgraded to SCHEMA_VERSION (gnnbench.record.upgrade; typed
+    access: gnnbench.record.Record.from_dict). A torn last line is skipped with a warning (the next
+    append moves it to .rejected); any other bad line is an error naming file, line and the way out."""
     path = Path(path)
     records = []
     for n, raw, terminated in _lines(path):
         rec, why = _check(raw)
         if rec is not None:
-            records.append(rec)
+            records.append(upgrade(rec))
         elif not terminated:
             print(f"gnnbench: warning: {path}:{n}: torn last line ignored (an interrupted write; the next "
                   f"append moves it to {rejected_path(path).name})", file=sys.stderr)
@@ -310,18 +311,65 @@ def completed_keys(path: str | os.PathLike) -> set[str]:
     return {r["key"] for r in read_records(path) if r.get("status") in COMPLETE}
 
 
-def until_of(record: dict) -> dict | None:
-    """The time-to-accuracy target a record ran under (``config.until``), None for a run of fixed
-    length. Such records have tables of their own: never pooled with fixed-length runs of the cell."""
-    return (record.get("config") or {}).get("until") or None
+# the columns of ``to_frame``, in order: one row per run (record)
+FRAME_COLUMNS = (
+    "library", "model", "dataset", "device", "seed", "variant", "spec_hash", "hardware", "status",
+    "median_ms", "p25_ms", "p75_ms", "mean_ms", "epochs", "first_epoch_ms", "setup_s", "infer_ms",
+    "test_acc", "val_acc", "train_acc", "reference_acc", "in_band",
+    "peak_rss_mb", "load_peak_rss_mb", "peak_rss_after_load_mb", "device_peak_mb", "params", "library_version",
+    "until_metric", "until_target", "reached", "epochs_to_target", "s_to_target",
+    "error", "key", "run_id", "timestamp", "file",
+)
 
 
-def latest_per_key(records: list[dict]) -> list[dict]:
-    """The last record of each run key, in first-seen order."""
-    latest: dict[str, dict] = {}
-    for r in records:
-        latest[r["key"]] = r
-    return list(latest.values())
+def frame_row(record: dict, file: str = "") -> dict:
+    """One record as a flat row of ``FRAME_COLUMNS`` (missing values None)."""
+    from .cells import hardware_of, spec_key, until_of, variant
+    from .stats import summarize
+
+    cell = record.get("cell") or {}
+    times = record.get("times") or {}
+    acc = record.get("accuracy") or {}
+    check = record.get("accuracy_check") or {}
+    mem = record.get("memory") or {}
+    until = until_of(record) or {}
+    tta = record.get("time_to_accuracy") or {}
+    q = summarize(times.get("epoch_ms") or [])
+    return {
+        "library": cell.get("library"), "model": cell.get("model"), "dataset": cell.get("dataset"),
+        "device": cell.get("device"), "seed": cell.get("seed"), "variant": variant(record),
+        "spec_hash": spec_key(record.get("spec")), "hardware": hardware_of(record), "status": record.get("status"),
+        "median_ms": q["median"], "p25_ms": q["p25"], "p75_ms": q["p75"], "mean_ms": q["mean"], "epochs": q["n"],
+        "first_epoch_ms": times.get("first_epoch_ms"), "setup_s": times.get("setup_s"),
+        "infer_ms": times.get("infer_median_ms"),
+        "test_acc": acc.get("test"), "val_acc": acc.get("val"), "train_acc": acc.get("train"),
+        "reference_acc": check.get("test"), "in_band": check.get("in_band"),
+        "peak_rss_mb": mem.get("peak_rss_mb"), "load_peak_rss_mb": mem.get("load_peak_rss_mb"),
+        "peak_rss_after_load_mb": mem.get("peak_rss_after_load_mb"), "device_peak_mb": mem.get("device_peak_mb"),
+        "params": record.get("params"), "library_version": record.get("library_version"),
+        "until_metric": until.get("metric"), "until_target": until.get("target"),
+        "reached": tta.get("reached") if tta else None, "epochs_to_target": tta.get("epochs"),
+        "s_to_target": tta.get("train_s"),
+        "error": record.get("error") or "", "key": record.get("key"), "run_id": record.get("run_id"),
+        "timestamp": record.get("timestamp"), "file": file,
+    }
+
+
+def to_frame(paths) -> "pandas.DataFrame":
+    """The runs of results files as a pandas DataFrame, one row per record (every record, in file
+    order; reports use the latest record of each ``key``), columns FRAME_COLUMNS. For your own
+    analysis and plots::
+
+        from gnnbench.results import to_frame
+        df = to_frame(["results/citation.jsonl"])
+        df[df.status == "ok"].groupby(["dataset", "library", "model"]).median_ms.median()
+    """
+    import pandas as pd
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    rows = [frame_row(r, str(p)) for p in paths for r in read_records(p)]
+    return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
 
 def write_output(path: str | os.PathLike, text: str, what: str = "report") -> None:

@@ -46,71 +46,60 @@ def median_ratio(base, current) -> float | None:
 
 def bootstrap_ratio_ci(base, current, *, resamples: int = 2000, confidence: float = 0.95,
                        seed: int = 0) -> tuple[float | None, float | None, float | None]:
-    """Ratio of medians current/base with a percentile-bootstrap confidence interval.
+    """Ratio of medians current/base with a percentile-bootstrap confidence interval
+    (``scipy.stats.bootstrap``, method="percentile").
 
-    Each sample is resampled with replacement independently (``resamples`` times,
-    from a generator seeded with ``seed``, so the interval is reproducible).
-    Returns (ratio, low, high); (None, None, None) when either sample is empty.
+    Each sample is resampled with replacement independently (``resamples`` times, from a generator
+    seeded with ``seed``, so the interval is reproducible). A sample of one value resamples to
+    itself, so it is held fixed (scipy needs two or more values to resample). Returns
+    (ratio, low, high); (None, None, None) when either sample is empty; a bound that is not finite
+    (a base median of 0 in the resamples) is None.
     """
+    from scipy.stats import bootstrap
+
     b, c = np.asarray(list(base), np.float64), np.asarray(list(current), np.float64)
     ratio = median_ratio(b, c)
     if ratio is None:
         return None, None, None
     if not 0 < confidence < 1:
         raise ValueError("confidence must lie in (0, 1)")
-    rng = np.random.default_rng(seed)
-    # resample in chunks to bound memory for long sample lists
-    out = np.empty(resamples, np.float64)
-    chunk = max(1, int(4_000_000 // max(b.size, c.size, 1)))
-    for start in range(0, resamples, chunk):
-        k = min(chunk, resamples - start)
-        mb = np.median(b[rng.integers(0, b.size, (k, b.size))], axis=1)
-        mc = np.median(c[rng.integers(0, c.size, (k, c.size))], axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[start:start + k] = mc / mb
-    out = out[np.isfinite(out)]
-    if out.size == 0:
-        return ratio, None, None
-    tail = (1 - confidence) / 2
-    lo, hi = np.quantile(out, [tail, 1 - tail])
-    return ratio, float(lo), float(hi)
+    mb, mc = float(np.median(b)), float(np.median(c))
+    if b.size == 1 and c.size == 1:
+        return ratio, ratio, ratio
+    if c.size == 1:
+        data, stat = (b,), lambda x, axis: mc / np.median(x, axis=axis)
+    elif b.size == 1:
+        data, stat = (c,), lambda x, axis: np.median(x, axis=axis) / mb
+    else:
+        data, stat = (b, c), lambda x, y, axis: np.median(y, axis=axis) / np.median(x, axis=axis)
+    batch = max(1, int(4_000_000 // max(b.size, c.size, 1)))     # bounds memory for long sample lists
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = bootstrap(data, stat, n_resamples=resamples, batch=batch, vectorized=True, paired=False,
+                        confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return ratio, (lo if math.isfinite(lo) else None), (hi if math.isfinite(hi) else None)
 
 
 def mann_whitney_u(x, y, alternative: str = "two-sided", continuity: bool = True) -> tuple[float, float]:
-    """Mann-Whitney U test, normal approximation with tie correction.
+    """Mann-Whitney U test, normal approximation with tie correction:
+    ``scipy.stats.mannwhitneyu(x, y, method="asymptotic", use_continuity=continuity)``.
 
-    Returns (U1, p) where U1 counts the pairs (xi, yj) with xi > yj (ties count 1/2),
-    the statistic scipy.stats.mannwhitneyu(x, y, method="asymptotic") reports.
+    Returns (U1, p) where U1 counts the pairs (xi, yj) with xi > yj (ties count 1/2).
     ``alternative``: "two-sided", "greater" (x tends to be larger) or "less".
-    When every value is tied the test has no information and p = 1.
+    When every value is tied the test has no information and p = 1 (scipy says nan there
+    without the continuity correction).
     """
-    from scipy.special import ndtr
-    from scipy.stats import rankdata
+    from scipy.stats import mannwhitneyu
 
     xa, ya = np.asarray(list(x), np.float64), np.asarray(list(y), np.float64)
-    n1, n2 = xa.size, ya.size
-    if n1 == 0 or n2 == 0:
+    if xa.size == 0 or ya.size == 0:
         raise ValueError("both samples must be non-empty")
     if np.isnan(xa).any() or np.isnan(ya).any():
         raise ValueError("samples must not contain NaN")
     if alternative not in ("two-sided", "greater", "less"):
         raise ValueError(f"unknown alternative {alternative!r}")
-    xy = np.concatenate([xa, ya])
-    ranks = rankdata(xy)                                  # average ranks for ties
-    u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2)
-    u2 = n1 * n2 - u1
-    n = n1 + n2
-    _, counts = np.unique(xy, return_counts=True)
-    tie_term = float(np.sum(counts.astype(np.float64) ** 3 - counts))
-    var = n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
-    if var <= 0:
+    res = mannwhitneyu(xa, ya, alternative=alternative, method="asymptotic", use_continuity=continuity)
+    u1 = float(res.statistic)
+    if np.all(xa == xa[0]) and np.all(ya == xa[0]):
         return u1, 1.0
-    if alternative == "greater":
-        u, factor = u1, 1
-    elif alternative == "less":
-        u, factor = u2, 1
-    else:
-        u, factor = max(u1, u2), 2
-    z = (u - n1 * n2 / 2 - (0.5 if continuity else 0.0)) / math.sqrt(var)
-    p = factor * float(ndtr(-z))
-    return u1, min(max(p, 0.0), 1.0)
+    return u1, min(max(float(res.pvalue), 0.0), 1.0)

@@ -4,12 +4,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import make_record
 
 from gnnbench.errors import UsageError
 from gnnbench.metrics import accuracy
 from gnnbench.report import rows
 from gnnbench.specs import get_spec
-from test_report import rec
 
 
 class _G:   # the fields of a Graph the metric reads
@@ -59,12 +59,12 @@ SYN = "synthetic:nodes=1000,avg_degree=10,features=16,classes=4,seed=0,homophily
 
 
 def test_cross_library_agreement_without_a_reference():
-    base = [rec("a", "gcn", 0, [1.0], 0.50, dataset=SYN), rec("b", "gcn", 0, [1.0], 0.52, dataset=SYN)]
-    r = {x["library"]: x for x in rows(base + [rec("c", "gcn", 0, [1.0], 0.535, dataset=SYN)])}
+    base = [make_record("a", "gcn", 0, [1.0], 0.50, dataset=SYN), make_record("b", "gcn", 0, [1.0], 0.52, dataset=SYN)]
+    r = {x["library"]: x for x in rows(base + [make_record("c", "gcn", 0, [1.0], 0.535, dataset=SYN)])}
     assert {x["status"] for x in r.values()} == {"ok"}          # within 5 points of the median 52 %
-    r = {x["library"]: x for x in rows(base + [rec("c", "gcn", 0, [0.5], 0.70, dataset=SYN)])}
+    r = {x["library"]: x for x in rows(base + [make_record("c", "gcn", 0, [0.5], 0.70, dataset=SYN)])}
     assert r["c"]["status"] == "accuracy_mismatch" and "median 52.0 %" in r["c"]["error"]
     assert r["a"]["status"] == r["b"]["status"] == "ok"
     assert r["a"]["relative"] == 1.0          # the faster mismatching row never counts as fastest
     # one library alone: nothing to agree with
-    assert rows([rec("c", "gcn", 0, [1.0], 0.9, dataset=SYN)])[0]["status"] == "ok"
+    assert rows([make_record("c", "gcn", 0, [1.0], 0.9, dataset=SYN)])[0]["status"] == "ok"

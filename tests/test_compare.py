@@ -5,13 +5,12 @@ work is ~0.3 ms, so 10 ms vs 12 ms is a ~20% slowdown of the measured step.
 """
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
 import pytest
 import scipy.stats
-from conftest import run_cli
+from conftest import run_cli, vary
 
 from gnnbench import stats
 from gnnbench.compare import cells_of, compare, to_markdown
@@ -151,27 +150,10 @@ def test_timeout_in_current_after_ok_in_base_is_regressed(runs):
     assert json.loads(p.stdout)["cells"][0]["verdict"] == "unchanged"
 
 
-def _with(records, **changes):
-    out = []
-    for r in records:
-        r = copy.deepcopy(r)
-        for path, value in changes.items():
-            obj = r
-            *parents, last = path.split("__")
-            for k in parents:
-                obj = obj[k]
-            obj[last] = value(obj[last]) if callable(value) else value
-        if any(k.startswith("cell__") for k in changes):     # another cell or seed: another run key
-            c = r["cell"]
-            r["key"] = f"{c['library']}/{c['model']}/{c['dataset']}/{c['device']}/x/seed{c['seed']}"
-        out.append(r)
-    return out
-
-
 def test_accuracy_drop_beyond_threshold_is_a_regression(runs):
     base = read_records(runs["base"])
-    small = _with(base, accuracy__test=lambda a: a - 0.01)
-    large = _with(base, accuracy__test=lambda a: a - 0.03)
+    small = vary(base, accuracy__test=lambda a: a - 0.01)
+    large = vary(base, accuracy__test=lambda a: a - 0.03)
     assert compare(base, small)["cells"][0]["verdict"] == "unchanged"
     res = compare(base, large)
     assert res["regressed"] and res["cells"][0]["verdict"] == "regressed"
@@ -181,13 +163,13 @@ def test_accuracy_drop_beyond_threshold_is_a_regression(runs):
 
 def test_cells_in_one_file_only_are_listed(runs):
     base = read_records(runs["base"])
-    other = _with(base, cell__dataset="citeseer")
+    other = vary(base, cell__dataset="citeseer")
     res = compare(base, other)
     verdicts = sorted((c["verdict"], c["dataset"]) for c in res["cells"])
     assert verdicts == [("missing", "cora"), ("new", "citeseer")]
     assert not res["regressed"]
     # a different model spec is a different cell, and the table says why
-    spec = _with(base, spec__hidden=64)
+    spec = vary(base, spec__hidden=64)
     res = compare(base, spec)
     assert sorted(c["verdict"] for c in res["cells"]) == ["missing", "new"]
     assert any("hidden=16→64" in n for c in res["cells"] for n in c["notes"])
@@ -196,8 +178,8 @@ def test_cells_in_one_file_only_are_listed(runs):
 
 def _two_libs(records, ref_scale, lib_scale):
     """A file with the real test-ok cell (times x lib_scale) and a reference library (x ref_scale)."""
-    lib = _with(records, times__epoch_ms=lambda t: [x * lib_scale for x in t])
-    ref = _with(records, cell__library="ref", times__epoch_ms=lambda t: [x * 0.5 * ref_scale for x in t])
+    lib = vary(records, times__epoch_ms=lambda t: [x * lib_scale for x in t])
+    ref = vary(records, cell__library="ref", times__epoch_ms=lambda t: [x * 0.5 * ref_scale for x in t])
     return lib + ref
 
 
@@ -235,7 +217,7 @@ def test_normalize_by_needs_the_reference(runs):
 
 def test_seeds_are_pooled_per_cell(runs):
     base = read_records(runs["base"])
-    seed1 = _with(base, cell__seed=1)
+    seed1 = vary(base, cell__seed=1)
     cells = cells_of(base + seed1)
     (cell,) = cells.values()
     assert cell.seeds == 2 and len(cell.samples) == 60

@@ -1,11 +1,10 @@
 """gnnbench history: a cell's median across results files, in record-timestamp order."""
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, vary
 
 from gnnbench.history import points, select
 from gnnbench.errors import UsageError
@@ -24,13 +23,8 @@ def files(tmp_path_factory, data_dir):
     assert len(records) == 2
 
     def shifted(name, timestamp, factor, rev):
-        out = []
-        for r in records:
-            r = copy.deepcopy(r)
-            r["timestamp"] = timestamp
-            r["env"]["git_revision"] = rev
-            r["times"]["epoch_ms"] = [factor * t for t in r["times"]["epoch_ms"]]
-            out.append(r)
+        out = vary(records, timestamp=timestamp, env__git_revision=rev,
+                   times__epoch_ms=lambda ts: [factor * t for t in ts])
         path = d / name
         path.write_text("".join(json.dumps(r) + "\n" for r in out))
         return path
@@ -90,10 +84,7 @@ def test_bad_cell_filters(files):
 
 def test_a_non_default_spec_is_its_own_line(files):
     recs = read_records(files["now"])
-    ablation = copy.deepcopy(recs)
-    for r in ablation:
-        r["spec"]["dropout"] = 0.0
-        r["key"] = r["key"].replace("/seed", "-d0/seed")
+    ablation = vary(recs, spec__dropout=0.0, key=lambda k: k.replace("/seed", "-d0/seed"))
     series = points([(str(files["now"]), recs + ablation)])
     assert "test-ok/gcn/cora/cpu [dropout=0.0]" in series and "test-ok/gcn/cora/cpu" in series
     assert set(select(series, ["test-ok/gcn/cora/cpu"])) == {"test-ok/gcn/cora/cpu",

@@ -1,13 +1,12 @@
 """gnnbench report --plots: figures from real (test-ok) runs, incl. a tiny synthetic size sweep."""
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, vary
 
 from gnnbench import plots
 from gnnbench.report import rows
@@ -31,13 +30,7 @@ def results(tmp_path_factory, data_dir):
     records = read_records(out)
     assert len(records) == 6 and all(r.get("times") for r in records)
     # a second library, 30x slower, so the bars need a log axis (derived from the real records)
-    slow = []
-    for r in records:
-        r = copy.deepcopy(r)
-        r["cell"]["library"] = "test-slow"
-        r["key"] = r["key"].replace("test-ok/", "test-slow/")
-        r["times"]["epoch_ms"] = [30 * t for t in r["times"]["epoch_ms"]]
-        slow.append(r)
+    slow = vary(records, cell__library="test-slow", times__epoch_ms=lambda ts: [30 * t for t in ts])
     both = d / "both.jsonl"
     both.write_text("".join(json.dumps(r) + "\n" for r in records + slow))
     cora_only = d / "cora.jsonl"

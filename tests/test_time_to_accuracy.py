@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import make_record, run_cli
 from gnnbench.compare import compare, to_markdown as compare_md
 from gnnbench.config import Cell, Suite, expand, load_suite
 from gnnbench.errors import UsageError
@@ -16,7 +16,6 @@ from gnnbench.report import rows, to_markdown, tta_rows
 from gnnbench.results import read_records
 from gnnbench.specs import get_spec
 from gnnbench import validate
-from test_report import rec
 
 TEST_ENV = {"GNNBENCH_TEST_ADAPTERS": "1"}
 
@@ -234,20 +233,16 @@ def test_suite_key(tmp_path, data_dir, monkeypatch):
 
 def tta(lib, seed, epoch_ms, reached_at, target=0.79, source="ref", status="ok"):
     """A hand-made time-to-accuracy record: ``reached_at`` epochs to the target, None for not reached."""
-    r = rec(lib, "gcn", seed, epoch_ms, 0.78, status=status)
-    r["key"] = r["key"].replace(f"/seed{seed}", f"/until-val_acc={target:g}/seed{seed}")
     until = {"metric": "val_acc", "target": target, "source": source}
-    r["config"] = {"epochs": 50, "warmup": 0, "threads": 2, "until": until}
-    if status == "ok":
-        run_s = sum(epoch_ms) / 1e3
-        r["time_to_accuracy"] = {**until, "reached": reached_at is not None, "cap": 50,
-                                 "epochs": reached_at, "train_s": run_s if reached_at else None,
-                                 "epochs_run": len(epoch_ms), "train_s_run": run_s, "eval_s": 0.01 * len(epoch_ms),
-                                 "evals": len(epoch_ms), "val_acc_per_epoch": [0.5] * len(epoch_ms),
-                                 "best_val_acc": 0.8 if reached_at else 0.6}
-    else:
-        r.pop("times")
-    return r
+    run_s = sum(epoch_ms) / 1e3
+    extra = {"time_to_accuracy": {**until, "reached": reached_at is not None, "cap": 50,
+                                  "epochs": reached_at, "train_s": run_s if reached_at else None,
+                                  "epochs_run": len(epoch_ms), "train_s_run": run_s, "eval_s": 0.01 * len(epoch_ms),
+                                  "evals": len(epoch_ms), "val_acc_per_epoch": [0.5] * len(epoch_ms),
+                                  "best_val_acc": 0.8 if reached_at else 0.6}} if status == "ok" else {}
+    return make_record(lib, "gcn", seed, epoch_ms, 0.78, status=status, drop=() if status == "ok" else ("times",),
+                       key=lambda k: k.replace(f"/seed{seed}", f"/until-val_acc={target:g}/seed{seed}"),
+                       config={"epochs": 50, "warmup": 0, "threads": 2, "until": until}, **extra)
 
 
 def test_report_table_ranks_by_time_to_target_and_by_epoch_time():
@@ -256,7 +251,7 @@ def test_report_table_ranks_by_time_to_target_and_by_epoch_time():
         tta("few-epochs", 0, [2.0] * 10, 10), tta("few-epochs", 1, [2.0] * 12, 12),     # 20-24 ms
         tta("half", 0, [1.5] * 8, 8), tta("half", 1, [1.5] * 50, None),                  # one seed of two
         tta("broken", 0, [], None, status="failed"),
-        rec("fast-epochs", "gcn", 0, [9.0, 9.0], 0.81),                                   # a fixed-length run
+        make_record("fast-epochs", "gcn", 0, [9.0, 9.0], 0.81),                                   # a fixed-length run
     ]
     t = {r["library"]: r for r in tta_rows(records)}
     assert t["few-epochs"]["rank_tta"] == 1 and t["fast-epochs"]["rank_tta"] == 2 and t["half"]["rank_tta"] is None
@@ -302,7 +297,7 @@ def test_compare_time_to_target():
     (row,) = compare(base, lost)["cells"]
     assert row["verdict"] == "regressed" and row["reasons"][0] == "reached the target in 3/3 → 2/3 seeds"
     # never pooled with a fixed-length run of the same cell
-    fixed = rec("a", "gcn", 0, [5.0] * 20, 0.81)
+    fixed = make_record("a", "gcn", 0, [5.0] * 20, 0.81)
     res = compare(base + [fixed], same + [fixed])
     assert sorted(bool(r.get("until")) for r in res["cells"]) == [False, True]
     md = compare_md(res)
