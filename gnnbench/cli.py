@@ -126,7 +126,7 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
     from .envinfo import cpu_count
     from .report import to_markdown
     from .results import check_results_path, read_records, write_output
-    from .runner import run_cells
+    from .runner import new_run_id, pending, run_cells
     from .specs import parse_overrides
 
     s = load_suite(suite)
@@ -169,7 +169,13 @@ def run(suite, libs, models, datasets, devices, epochs, warmup, repeats, threads
     if out_path.exists() and not resume:
         read_records(out_path)  # refuse to append to a corrupt or foreign file
     check_results_path(out_path, [md] if report else [])
-    run_cells(cells, s.run, out_path, resume=resume, data_dir=data_dir, executor=s.executor)
+    if s.executor.kind == "ray":
+        from .ray_executor import run_cells_ray
+        todo, done = pending(cells, out_path, resume)
+        run_cells_ray(todo, done, s.run, out_path, s.executor, run_id=new_run_id(), data_dir=data_dir,
+                      progress=sys.stderr.isatty())
+    else:
+        run_cells(cells, s.run, out_path, resume=resume, data_dir=data_dir)
     records = [r for r in read_records(out_path)]
     click.echo(f"results: {out_path} ({len(records)} records)", err=True)
     if report:

@@ -313,21 +313,22 @@ def _death_status(rc: int, stderr_tail: str, cfg: RunConfig) -> str:
     return "failed"
 
 
-def run_cells(cells: list[Cell], cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
-              data_dir: str | None = None, progress: bool | None = None, run_id: str | None = None,
-              executor=None) -> list[dict]:
-    """Run every cell not already complete in ``out`` (with resume); append each record at once.
-    ``executor`` (a config.ExecutorConfig) of kind ``ray`` runs them as Ray tasks instead (ray_executor)."""
+def pending(cells: list[Cell], out: str | os.PathLike, resume: bool) -> tuple[list[Cell], int]:
+    """The cells still to run (with ``resume``: those not already complete in ``out``), and how many are done."""
     done = completed_keys(out) if resume else set()
     todo = [c for c in cells if c.key() not in done]
+    return todo, len(cells) - len(todo)
+
+
+def run_cells(cells: list[Cell], cfg: RunConfig, out: str | os.PathLike, *, resume: bool = False,
+              data_dir: str | None = None, progress: bool | None = None, run_id: str | None = None) -> list[dict]:
+    """Run every cell not already complete in ``out`` (with resume), one child process after the other on
+    this machine; append each record at once. (``--executor ray``: ``ray_executor.run_cells_ray``.)"""
+    todo, skipped = pending(cells, out, resume)
     run_id = run_id or new_run_id()
-    if executor is not None and executor.kind == "ray":
-        from .ray_executor import run_cells_ray
-        return run_cells_ray(todo, len(cells) - len(todo), cfg, out, executor, run_id=run_id, data_dir=data_dir,
-                             progress=sys.stderr.isatty() if progress is None else progress)
     records = []
     show = sys.stderr.isatty() if progress is None else progress
-    bar = _Progress(len(todo), len(cells) - len(todo), show)
+    bar = _Progress(len(todo), skipped, show)
     with bar, _sigterm_interrupts():
         for cell in todo:
             bar.start(cell)

@@ -11,11 +11,9 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "gnnbench"
 
-# Circles outside the reading side (issue 14) that this test knows of and names, so that a new one
-# still fails it: runner.run_cells hands a suite to ray_executor.run_cells_ray, which runs each cell
-# through runner.run_one. Remove the entry when that circle is cut (test_known_circles_still_exist
-# says when).
-KNOWN = {frozenset({"runner", "ray_executor"})}
+# Circles this test knows of and names (none now: runner no longer hands a suite to ray_executor, the CLI
+# picks the executor), so that any circle fails it.
+KNOWN: set[frozenset] = set()
 
 
 def _modules() -> dict[str, Path]:
