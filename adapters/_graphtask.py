@@ -2,10 +2,13 @@
 the GIN pieces every torch library shares (its users write GIN's MLPs and classifier as plain
 ``torch.nn`` modules), the canonical-weight mapping, and the per-batch training step.
 
-A library adapter supplies ``build_gin(gs, spec, mlps)`` (its model, fed its own batch),
-``collate(ids)`` (its own batching: PyG ``Batch``, ``dgl.batch``, native collation),
-``batch_y(batch)`` and ``batch_arrays(batch)`` (the batch as numpy, to check that every
-library saw the same graphs).
+A library's graph-task class (``GraphTask``) is ``TorchGraphTask`` over the library's
+``TorchAdapter`` (``class PyGGraphAdapter(TorchGraphTask, PyGAdapter)``) and supplies
+``build_gin(gs, spec, mlps, head)`` (its model, fed its own batch), ``collate(ids)`` (its own
+batching: PyG ``Batch``, ``dgl.batch``, native collation), ``batch_y(batch)`` and
+``batch_arrays(batch)`` (the batch as numpy, to check that every library saw the same graphs).
+``GraphTaskMixin`` alone is the training and evaluation part, for a library with its own
+``prepare`` and verify hooks (native).
 """
 from __future__ import annotations
 
@@ -100,7 +103,10 @@ def gin_parameters(spec, mlps, head, grad: bool = False) -> dict:
 
 
 class GraphTaskMixin:
-    """Mini-batch graph classification on top of TorchAdapter (same optimiser, devices, sync)."""
+    """Mini-batch graph classification on top of TorchAdapter (same optimiser, devices, sync); listed
+    before the library's TorchAdapter class in the bases, so its ``infer`` / ``logits`` are the ones run."""
+
+    batched_task = "graph"
 
     def prepare_graphs(self, gs, spec, device, seed, weights):
         import torch
@@ -140,6 +146,12 @@ class GraphTaskMixin:
         with torch.no_grad():
             return self.model(batch)
 
+    def infer(self):
+        self._graph_logits(self.test_batch)
+
+    def logits(self):
+        return self._graph_logits(self.all_batch).detach().cpu().numpy()
+
     def gin_params(self, grad: bool = False) -> dict:
         return gin_parameters(self.spec, self.mlps, self.head, grad)
 
@@ -165,3 +177,28 @@ class GraphTaskMixin:
         finally:
             op.train(was)
         return out.detach().cpu().numpy()
+
+
+class TorchGraphTask(GraphTaskMixin):
+    """The graph task (``GraphTask``) of a torch library whose model is ``gin_net`` (PyG, DGL): prepare,
+    training, evaluation and the verify hooks, on GIN's canonical layout and its one dropout site."""
+
+    def prepare(self, gs, spec, device, seed, weights):
+        self.prepare_graphs(gs, spec, device, seed, weights)
+
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
+
+    def parameters(self) -> dict:
+        return self.gin_params()
+
+    def gradients(self) -> dict:
+        if getattr(self, "_loss", None) is None:
+            raise RuntimeError(f"{self.name}: gradients() before any training step")
+        return self.gin_params(grad=True)
+
+    def set_dropout_masks(self, masks: dict | None) -> None:
+        self.gin_set_dropout_masks(masks)
+
+    def dropout_sample(self, site: str, shape):
+        return self.gin_dropout_sample(site, shape)

@@ -24,7 +24,7 @@ def _adapter(lib, monkeypatch):
         monkeypatch.setenv("DGLBACKEND", "pytorch")
     if lib in ("spektral", "graphnets"):
         monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
-    a = adapter_class(lib)()
+    a = adapter_class(lib).for_task("graph")()     # the library's graph-task class
     assert a.available().ok
     a.set_threads(1)     # as `gnnbench verify` runs graph-task cells (see its footnote)
     return a
