@@ -9,8 +9,8 @@ import numpy as np
 from gnnbench.protocol import Availability
 
 from ._graphtask import TorchGraphTask, gin_net
-from ._torch import (TorchAdapter, TorchHooks, _apply_mask, canonical_attention_edges, copy_, edge_permutation,
-                     compile_notes, make_optimizer, numpy_, optimizer_note, sparse_dropout)
+from ._torch import (TorchAdapter, TorchHooks, _apply_mask, canonical_attention_edges, compile_notes, dump_table,
+                     edge_permutation, load_table, make_optimizer, optimizer_note, sparse_dropout)
 
 SAGE_NOTE = ("sage: SAGEConv(aggr='mean') divides the neighbour sum by the in-degree count in every forward, "
              "under both norm_policy values: it cannot take a precomputed 1/deg (its message takes no edge "
@@ -180,43 +180,32 @@ class PyGAdapter(TorchHooks, TorchAdapter):
         import torch.nn.functional as F
         return F.dropout(ones, p=self._attn_state()["p"][k], training=True)    # as GATConv.edge_update
 
-    def _lin(self, conv):
-        return conv.lin if getattr(conv, "lin", None) is not None else conv.lin_src
+    def weight_table(self) -> dict:
+        """The node models' canonical names -> (path under this adapter, transpose[, canonical shape])."""
+        t = {}
+        for k, conv in enumerate(self.convs):
+            p, c = f"layers.{k}.", f"convs.{k}."
+            if self.spec.name == "gcn":
+                t[p + "weight"] = (c + "lin.weight", True)
+                t[p + "bias"] = (c + "bias", False)
+            elif self.spec.name == "gat":
+                lin = "lin" if getattr(conv, "lin", None) is not None else "lin_src"
+                t[p + "weight"] = (f"{c}{lin}.weight", True)
+                t[p + "att_src"] = (c + "att_src", False, (conv.heads, -1))
+                t[p + "att_dst"] = (c + "att_dst", False, (conv.heads, -1))
+                t[p + "bias"] = (c + "bias", False)
+            else:            # sage, sage-sampled
+                t[p + "weight_neigh"] = (c + "lin_l.weight", True)
+                t[p + "bias"] = (c + "lin_l.bias", False)
+                t[p + "weight_root"] = (c + "lin_r.weight", True)
+        return t
 
     def load_weights(self, w):
-        for k, conv in enumerate(self.convs):
-            p = f"layers.{k}."
-            if self.spec.name == "gcn":
-                copy_(conv.lin.weight, w[p + "weight"], transpose=True)
-                copy_(conv.bias, w[p + "bias"])
-            elif self.spec.name == "gat":
-                copy_(self._lin(conv).weight, w[p + "weight"], transpose=True)
-                copy_(conv.att_src, w[p + "att_src"])
-                copy_(conv.att_dst, w[p + "att_dst"])
-                copy_(conv.bias, w[p + "bias"])
-            else:
-                copy_(conv.lin_l.weight, w[p + "weight_neigh"], transpose=True)
-                copy_(conv.lin_l.bias, w[p + "bias"])
-                copy_(conv.lin_r.weight, w[p + "weight_root"], transpose=True)
+        load_table(self, self.weight_table(), w)
 
     def canonical(self, grad: bool = False) -> dict:
         """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
-        out = {}
-        for k, conv in enumerate(self.convs):
-            p = f"layers.{k}."
-            if self.spec.name == "gcn":
-                out[p + "weight"] = numpy_(conv.lin.weight, True, grad)
-                out[p + "bias"] = numpy_(conv.bias, grad=grad)
-            elif self.spec.name == "gat":
-                out[p + "weight"] = numpy_(self._lin(conv).weight, True, grad)
-                out[p + "att_src"] = numpy_(conv.att_src, grad=grad).reshape(conv.heads, -1)
-                out[p + "att_dst"] = numpy_(conv.att_dst, grad=grad).reshape(conv.heads, -1)
-                out[p + "bias"] = numpy_(conv.bias, grad=grad)
-            else:
-                out[p + "weight_neigh"] = numpy_(conv.lin_l.weight, True, grad)
-                out[p + "bias"] = numpy_(conv.lin_l.bias, grad=grad)
-                out[p + "weight_root"] = numpy_(conv.lin_r.weight, True, grad)
-        return out
+        return dump_table(self, self.weight_table(), grad)
 
 
 class PyGGraphAdapter(TorchGraphTask, PyGAdapter):

@@ -54,8 +54,8 @@ import numpy as np
 from gnnbench.protocol import Availability
 
 from .._graphtask import TorchGraphTask, gin_net
-from .._torch import (TorchAdapter, TorchHooks, canonical_attention_edges, copy_, edge_permutation, make_optimizer,
-                      masked_dropout_module, numpy_, optimizer_note, compile_notes)
+from .._torch import (TorchAdapter, TorchHooks, canonical_attention_edges, compile_notes, dump_table, edge_permutation,
+                      load_table, make_optimizer, masked_dropout_module, optimizer_note)
 from . import _import
 
 POLICIES = ("cached", "recompute")
@@ -233,44 +233,33 @@ class DGLAdapter(TorchHooks, TorchAdapter):
         finally:
             op.train(was)
 
-    def load_weights(self, w):
+    def weight_table(self) -> dict:
+        """The node models' canonical names -> (path under this adapter, transpose[, canonical shape]);
+        GAT's last bias is the model's own ``out_bias`` (added after the head mean)."""
+        t, last = {}, len(self.convs) - 1
         for k, conv in enumerate(self.convs):
-            p = f"layers.{k}."
+            p, c = f"layers.{k}.", f"convs.{k}."
             if self.spec.name == "gcn":
-                copy_(conv.weight, w[p + "weight"])
-                copy_(conv.bias, w[p + "bias"])
+                t[p + "weight"] = (c + "weight", False)
+                t[p + "bias"] = (c + "bias", False)
             elif self.spec.name == "gat":
-                copy_(conv.fc.weight, w[p + "weight"], transpose=True)
-                copy_(conv.attn_l, w[p + "att_src"])
-                copy_(conv.attn_r, w[p + "att_dst"])
-                copy_(self._gat_bias(k), w[p + "bias"])
-            else:
-                copy_(conv.fc_neigh.weight, w[p + "weight_neigh"], transpose=True)
-                copy_(conv.fc_self.weight, w[p + "weight_root"], transpose=True)
-                copy_(conv.fc_self.bias, w[p + "bias"])
+                heads = conv.attn_l.shape[1]
+                t[p + "weight"] = (c + "fc.weight", True)
+                t[p + "att_src"] = (c + "attn_l", False, (heads, -1))
+                t[p + "att_dst"] = (c + "attn_r", False, (heads, -1))
+                t[p + "bias"] = ("net.out_bias" if k == last else c + "bias", False)
+            else:            # sage, sage-sampled
+                t[p + "weight_neigh"] = (c + "fc_neigh.weight", True)
+                t[p + "weight_root"] = (c + "fc_self.weight", True)
+                t[p + "bias"] = (c + "fc_self.bias", False)
+        return t
 
-    def _gat_bias(self, k):
-        return self.net.out_bias if k == len(self.convs) - 1 else self.convs[k].bias
+    def load_weights(self, w):
+        load_table(self, self.weight_table(), w)
 
     def canonical(self, grad: bool = False) -> dict:
         """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
-        out = {}
-        for k, conv in enumerate(self.convs):
-            p = f"layers.{k}."
-            if self.spec.name == "gcn":
-                out[p + "weight"] = numpy_(conv.weight, grad=grad)
-                out[p + "bias"] = numpy_(conv.bias, grad=grad)
-            elif self.spec.name == "gat":
-                heads = conv.attn_l.shape[1]
-                out[p + "weight"] = numpy_(conv.fc.weight, True, grad)
-                out[p + "att_src"] = numpy_(conv.attn_l, grad=grad).reshape(heads, -1)
-                out[p + "att_dst"] = numpy_(conv.attn_r, grad=grad).reshape(heads, -1)
-                out[p + "bias"] = numpy_(self._gat_bias(k), grad=grad)
-            else:
-                out[p + "weight_neigh"] = numpy_(conv.fc_neigh.weight, True, grad)
-                out[p + "weight_root"] = numpy_(conv.fc_self.weight, True, grad)
-                out[p + "bias"] = numpy_(conv.fc_self.bias, grad=grad)
-        return out
+        return dump_table(self, self.weight_table(), grad)
 
 
 class DGLGraphAdapter(TorchGraphTask, DGLAdapter):
