@@ -2,17 +2,21 @@
 the GIN pieces every torch library shares (its users write GIN's MLPs and classifier as plain
 ``torch.nn`` modules), the canonical-weight mapping, and the per-batch training step.
 
-A library adapter supplies ``build_gin(gs, spec, mlps)`` (its model, fed its own batch),
-``collate(ids)`` (its own batching: PyG ``Batch``, ``dgl.batch``, native collation),
-``batch_y(batch)`` and ``batch_arrays(batch)`` (the batch as numpy, to check that every
-library saw the same graphs).
+A library's graph-task class (``GraphTask``) is ``TorchGraphTask`` over the library's
+``TorchAdapter`` (``class PyGGraphAdapter(TorchGraphTask, PyGAdapter)``) and supplies
+``build_gin(gs, spec, mlps, head)`` (its model, fed its own batch), ``collate(ids)`` (its own
+batching: PyG ``Batch``, ``dgl.batch``, native collation), ``batch_y(batch)`` and
+``batch_arrays(batch)`` (the batch as numpy, to check that every library saw the same graphs).
+``GraphTaskMixin`` alone is the training and evaluation part, for a library with its own
+``prepare`` and verify hooks (native).
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
-from ._torch import copy_, make_optimizer, mask_tensors, masked_dropout_module
-from ._torch import numpy_ as _numpy
+from ._torch import dump_table, load_table, make_optimizer, mask_tensors, masked_dropout_module
 
 
 def gin_mlp(spec, din: int):
@@ -52,55 +56,41 @@ def gin_net(convs, head, forward):
     return GIN()
 
 
-def _mlp_parts(spec, mlp):
-    lin1, lin2 = mlp[0], mlp[-2]
-    bn = mlp[1] if spec.batch_norm else None
-    return lin1, bn, lin2
+def gin_table(spec, layers: int) -> dict:
+    """GIN's canonical names -> (path, transpose) under an object with ``mlps`` (the ``gin_mlp`` of each
+    layer) and ``head`` (``gin_head``): Linear -> [BatchNorm] -> ReLU -> Linear -> ReLU, and the classifier
+    Linear -> ReLU -> Dropout -> Linear."""
+    t = {}
+    for i in range(layers):
+        p, m = f"layers.{i}.", f"mlps.{i}."
+        t[p + "weight1"] = (m + "0.weight", True)
+        if spec.batch_norm:
+            t[p + "bn_weight"] = (m + "1.weight", False)
+            t[p + "bn_bias"] = (m + "1.bias", False)
+        else:
+            t[p + "bias1"] = (m + "0.bias", False)
+        lin2 = 3 if spec.batch_norm else 2
+        t[p + "weight2"] = (f"{m}{lin2}.weight", True)
+        t[p + "bias2"] = (f"{m}{lin2}.bias", False)
+    t.update({"head.weight1": ("head.0.weight", True), "head.bias1": ("head.0.bias", False),
+              "head.weight2": ("head.3.weight", True), "head.bias2": ("head.3.bias", False)})
+    return t
 
 
 def load_gin(spec, mlps, head, w: dict) -> None:
-    for i, mlp in enumerate(mlps):
-        p = f"layers.{i}."
-        lin1, bn, lin2 = _mlp_parts(spec, mlp)
-        copy_(lin1.weight, w[p + "weight1"], transpose=True)
-        if bn is None:
-            copy_(lin1.bias, w[p + "bias1"])
-        else:
-            copy_(bn.weight, w[p + "bn_weight"])
-            copy_(bn.bias, w[p + "bn_bias"])
-        copy_(lin2.weight, w[p + "weight2"], transpose=True)
-        copy_(lin2.bias, w[p + "bias2"])
-    copy_(head[0].weight, w["head.weight1"], transpose=True)
-    copy_(head[0].bias, w["head.bias1"])
-    copy_(head[3].weight, w["head.weight2"], transpose=True)
-    copy_(head[3].bias, w["head.bias2"])
+    load_table(SimpleNamespace(mlps=mlps, head=head), gin_table(spec, len(mlps)), w)
 
 
 def gin_parameters(spec, mlps, head, grad: bool = False) -> dict:
     """The canonical layout of GIN's parameters (with ``grad``: of their gradients)."""
-    def numpy_(p, transpose=False):
-        return _numpy(p, transpose, grad)
-    out = {}
-    for i, mlp in enumerate(mlps):
-        p = f"layers.{i}."
-        lin1, bn, lin2 = _mlp_parts(spec, mlp)
-        out[p + "weight1"] = numpy_(lin1.weight, True)
-        if bn is None:
-            out[p + "bias1"] = numpy_(lin1.bias)
-        else:
-            out[p + "bn_weight"] = numpy_(bn.weight)
-            out[p + "bn_bias"] = numpy_(bn.bias)
-        out[p + "weight2"] = numpy_(lin2.weight, True)
-        out[p + "bias2"] = numpy_(lin2.bias)
-    out["head.weight1"] = numpy_(head[0].weight, True)
-    out["head.bias1"] = numpy_(head[0].bias)
-    out["head.weight2"] = numpy_(head[3].weight, True)
-    out["head.bias2"] = numpy_(head[3].bias)
-    return out
+    return dump_table(SimpleNamespace(mlps=mlps, head=head), gin_table(spec, len(mlps)), grad)
 
 
 class GraphTaskMixin:
-    """Mini-batch graph classification on top of TorchAdapter (same optimiser, devices, sync)."""
+    """Mini-batch graph classification on top of TorchAdapter (same optimiser, devices, sync); listed
+    before the library's TorchAdapter class in the bases, so its ``infer`` / ``logits`` are the ones run."""
+
+    batched_task = "graph"
 
     def prepare_graphs(self, gs, spec, device, seed, weights):
         import torch
@@ -140,6 +130,12 @@ class GraphTaskMixin:
         with torch.no_grad():
             return self.model(batch)
 
+    def infer(self):
+        self._graph_logits(self.test_batch)
+
+    def logits(self):
+        return self._graph_logits(self.all_batch).detach().cpu().numpy()
+
     def gin_params(self, grad: bool = False) -> dict:
         return gin_parameters(self.spec, self.mlps, self.head, grad)
 
@@ -165,3 +161,28 @@ class GraphTaskMixin:
         finally:
             op.train(was)
         return out.detach().cpu().numpy()
+
+
+class TorchGraphTask(GraphTaskMixin):
+    """The graph task (``GraphTask``) of a torch library whose model is ``gin_net`` (PyG, DGL): prepare,
+    training, evaluation and the verify hooks, on GIN's canonical layout and its one dropout site."""
+
+    def prepare(self, gs, spec, device, seed, weights):
+        self.prepare_graphs(gs, spec, device, seed, weights)
+
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
+
+    def parameters(self) -> dict:
+        return self.gin_params()
+
+    def gradients(self) -> dict:
+        if getattr(self, "_loss", None) is None:
+            raise RuntimeError(f"{self.name}: gradients() before any training step")
+        return self.gin_params(grad=True)
+
+    def set_dropout_masks(self, masks: dict | None) -> None:
+        self.gin_set_dropout_masks(masks)
+
+    def dropout_sample(self, site: str, shape):
+        return self.gin_dropout_sample(site, shape)

@@ -1,5 +1,8 @@
 """What every torch-based adapter (PyG, DGL, native) shares: the training loop
-body, evaluation, device handling. Subclasses build the library's model."""
+body, evaluation, device handling. ``TorchAdapter`` is the full-batch node task
+(``NodeTask``): a library's registered class subclasses it and builds its model;
+its graph-task class adds ``_graphtask.TorchGraphTask`` (or ``GraphTaskMixin``),
+its sampled-task class sets ``batched_task = "sampled"`` and its own batching."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,23 +10,19 @@ import numpy as np
 from gnnbench.protocol import Adapter
 
 
-def _graph_task(self) -> bool:
-    spec = getattr(self, "spec", None)
-    return spec is not None and spec.task == "graph"
-
-
 class TorchAdapter(Adapter):
     devices = ("cpu", "cuda")
     compiles = True          # spec.compile: torch.compile of the full-batch node model (see compile_model)
     compiled = None          # that compiled model, else None (then self.model runs, as in every other task)
+    batched_task: str | None = None   # the mini-batch task a subclass runs ('graph', 'sampled'): no compile there
 
     def unsupported_spec(self, spec) -> str | None:
         why = super().unsupported_spec(spec)
         if why or not getattr(spec, "compile", False):
             return why
-        if spec.task != "node":
+        if self.batched_task:
             return (f"{self.name}: compile=true is offered for the full-batch node models (gcn, gat, sage) only, "
-                    f"not task '{spec.task}'")
+                    f"not task '{self.batched_task}'")
         if spec.features != "dense":
             return f"{self.name}: compile=true is offered with dense features only"
         return None
@@ -57,8 +56,6 @@ class TorchAdapter(Adapter):
     # --- shared ---------------------------------------------------------------
     def prepare(self, graph, spec, device, seed, weights):
         import torch
-        if spec.task == "graph":
-            return self.prepare_graphs(graph, spec, device, seed, weights)
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         self.device = torch.device(device)
@@ -99,14 +96,10 @@ class TorchAdapter(Adapter):
             return self.forward(*self.inputs)
 
     def infer(self):
-        if _graph_task(self):
-            self._graph_logits(self.test_batch)
-        else:
-            self._eval_logits()
+        self._eval_logits()
 
     def logits(self):
-        out = self._graph_logits(self.all_batch) if _graph_task(self) else self._eval_logits()
-        return out.detach().cpu().numpy()
+        return self._eval_logits().detach().cpu().numpy()
 
     def sync(self):
         if self.device.type == "cuda":
@@ -179,6 +172,35 @@ def numpy_(param, transpose: bool = False, grad: bool = False) -> np.ndarray:
     else:
         a = param.detach().cpu().numpy()
     return np.ascontiguousarray(a.T if transpose else a)
+
+
+# ---- canonical weights <-> a library's model, as a table ----------------------------------------------
+# A library's mapping is a table {canonical name: (attribute path, transpose[, shape])}: the path is dotted
+# from a root object (the adapter: ``convs.0.lin.weight``; digits index lists and ModuleLists), ``transpose``
+# says the library stores the matrix ``out x in``, and ``shape`` (optional) is the canonical shape of a
+# parameter the library stores in another (GAT's attention vectors, [1, heads, out] -> [heads, out]).
+
+def resolve(root, path: str):
+    """The object at the dotted ``path`` under ``root``."""
+    obj = root
+    for part in path.split("."):
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+    return obj
+
+
+def load_table(model, table: dict, weights: dict) -> None:
+    """Copy the canonical ``weights`` into ``model``'s parameters as ``table`` maps them."""
+    for name, (path, transpose, *_) in table.items():
+        copy_(resolve(model, path), weights[name], transpose)
+
+
+def dump_table(model, table: dict, grad: bool = False) -> dict:
+    """``model``'s parameters (``grad``: their gradients) in the canonical layout, as ``table`` maps them."""
+    out = {}
+    for name, (path, transpose, *shape) in table.items():
+        a = numpy_(resolve(model, path), transpose, grad)
+        out[name] = a.reshape(shape[0]) if shape else a
+    return out
 
 
 # One optimiser implementation for every torch adapter (PyG, DGL, native, their graph and sampled
@@ -314,10 +336,10 @@ def edge_permutation(src, dst, canon_src, canon_dst, n: int) -> np.ndarray:
 
 
 class TorchHooks:
-    """The verify hooks of the PyG and DGL adapters (native has its own): the library model's own
-    trainable count, gradients from ``.grad`` after the last backward pass (the optimiser steps of
-    ``torch.optim`` add weight decay to a copy, never to ``.grad``), and the dispatch of
-    ``set_dropout_masks`` / ``dropout_sample`` to the node model or to GIN's head.
+    """The verify hooks of the PyG and DGL node models (native has its own; GIN's are in
+    ``_graphtask.TorchGraphTask``): the library model's own trainable count, gradients from ``.grad``
+    after the last backward pass (the optimiser steps of ``torch.optim`` add weight decay to a copy,
+    never to ``.grad``), ``set_dropout_masks`` / ``dropout_sample`` at the input and attention sites.
 
     An adapter using it provides ``canonical(grad)`` (its canonical layout of the node models),
     ``drops`` / ``drop_ops`` (the per-layer input-dropout callables its forward calls, and the
@@ -328,21 +350,15 @@ class TorchHooks:
         return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
 
     def parameters(self) -> dict:
-        if _graph_task(self):
-            return self.gin_params()
         return self.canonical(grad=False)
 
     def gradients(self) -> dict:
         if getattr(self, "_loss", None) is None:
             raise RuntimeError(f"{self.name}: gradients() before any training step")
-        if _graph_task(self):
-            return self.gin_params(grad=True)
         return self.canonical(grad=True)
 
     def dropout_sites(self) -> dict:
         """{site: shape} of this model (None: any size)."""
-        if _graph_task(self):
-            return {"head": (None, self.spec.hidden)}
         n = self.num_nodes
         sites = {f"input.{i}": (n, d) for i, d in enumerate(self.layer_inputs)}
         if self.spec.name == "gat":
@@ -350,8 +366,6 @@ class TorchHooks:
         return sites
 
     def set_dropout_masks(self, masks: dict | None) -> None:
-        if _graph_task(self):
-            return self.gin_set_dropout_masks(masks)
         # the library's own dropout again everywhere, then the masks where given
         self.drops[:] = self.drop_ops
         if self.spec.name == "gat":
@@ -374,8 +388,6 @@ class TorchHooks:
             self.set_attn_masks(attn)
 
     def dropout_sample(self, site: str, shape):
-        if _graph_task(self):
-            return self.gin_dropout_sample(site, shape)
         sites = self.dropout_sites()
         if site not in sites:
             raise ValueError(f"{self.name}: unknown dropout site '{site}'; this model has {', '.join(sites)}")

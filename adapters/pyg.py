@@ -1,13 +1,16 @@
-"""PyTorch Geometric: GCNConv, GATConv, SAGEConv, GINConv, written as PyG's own examples do."""
+"""PyTorch Geometric: GCNConv, GATConv, SAGEConv, GINConv, written as PyG's own examples do.
+
+One class per task: ``PyGAdapter`` (registered; the full-batch node models), ``PyGGraphAdapter``
+(GIN) and ``PyGSampledAdapter`` (sage-sampled with NeighborLoader)."""
 from __future__ import annotations
 
 import numpy as np
 
 from gnnbench.protocol import Availability
 
-from ._graphtask import GraphTaskMixin, gin_net
-from ._torch import (TorchAdapter, TorchHooks, _apply_mask, canonical_attention_edges, copy_, edge_permutation,
-                     compile_notes, make_optimizer, numpy_, optimizer_note, sparse_dropout)
+from ._graphtask import TorchGraphTask, gin_net
+from ._torch import (TorchAdapter, TorchHooks, _apply_mask, canonical_attention_edges, compile_notes, dump_table,
+                     edge_permutation, load_table, make_optimizer, optimizer_note, sparse_dropout)
 
 SAGE_NOTE = ("sage: SAGEConv(aggr='mean') divides the neighbour sum by the in-degree count in every forward, "
              "under both norm_policy values: it cannot take a precomputed 1/deg (its message takes no edge "
@@ -18,13 +21,18 @@ SPARSE_WHY = ("PyG's public layers take a torch.sparse feature matrix only in GC
               "tested sparse-x path, GIN's MLP and the sampled loader gather dense rows")
 
 
-class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
+class PyGAdapter(TorchHooks, TorchAdapter):
+    """PyG, and its full-batch node models (``NodeTask``): gcn, gat, sage."""
     name = "pyg"
     library = "torch-geometric"
     install_hint = "pip install 'gnnbench[pyg]'"
     models = ("gcn", "gat", "sage", "gin", "sage-sampled")
-    sampling_hint = ("make install builds them; by hand: pip install --no-build-isolation torch-scatter==2.1.2 "
-                     "torch-sparse==0.6.18 (compiles from source, ~13 min on 2 cores)")
+    sampling_hint = ("run `make install-sampling` (builds torch-scatter and torch-sparse from source, ~7 min on "
+                     "2 cores, once; pip caches the wheels)")
+
+    @classmethod
+    def for_task(cls, task: str):
+        return {"node": PyGAdapter, "graph": PyGGraphAdapter, "sampled": PyGSampledAdapter}.get(task)
 
     def available(self):
         try:
@@ -41,15 +49,6 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
             return f"pyg: features=sparse not offered for {spec.name}: {SPARSE_WHY}"
         return super().unsupported_spec(spec)
 
-    def unsupported(self, model: str) -> str | None:
-        if model == "sage-sampled":
-            import torch_geometric.typing as t
-            if not (t.WITH_PYG_LIB or t.WITH_TORCH_SPARSE):
-                return ("pyg: NeighborLoader needs pyg-lib or torch-sparse, and neither is installed (pyg-lib "
-                        "publishes its wheels on data.pyg.org, not PyPI; torch-sparse on PyPI is a source package): "
-                        + self.sampling_hint)
-        return super().unsupported(model)
-
     def notes(self):
         spec = getattr(self, "spec", None)
         if spec is None:
@@ -58,11 +57,13 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
                "features=sparse: x is a coalesced torch.sparse_coo_tensor fed to GCNConv; input dropout is "
                "F.dropout on its stored values only (the zeros stay zero)"
                if spec.features == "sparse" else "features=dense: x is a dense float32 tensor"]
-        if spec.task == "graph":
-            out.append("gin: GINConv(mlp, train_eps=False) on Batch.from_data_list batches (what PyG's DataLoader "
-                       "calls); the classifier's dropout is torch.nn.Dropout")
+        out += self.task_notes()
         out += [n for n in (getattr(self, "_note", None), getattr(self, "_model_note", None)) if n]
         return out
+
+    def task_notes(self) -> list[str]:
+        """What the task's class adds to the notes (after the library's)."""
+        return []
 
     def versions(self):
         import torch_geometric
@@ -73,75 +74,6 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
             except Exception:   # not installed, or a binary that does not load
                 pass
         return out
-
-    def prepare(self, graph, spec, device, seed, weights):
-        if spec.task == "sampled":
-            return self._prepare_sampled(graph, spec, device, seed, weights)
-        super().prepare(graph, spec, device, seed, weights)
-
-    # ---- neighbour-sampled SAGE, as PyG's examples train it: NeighborLoader batches (its collate_fn
-    # samples around the seed nodes, filter_fn gathers their features into a Data), SAGEConv over the
-    # whole sampled subgraph, loss on the first batch_size rows (the seeds)
-    def _prepare_sampled(self, graph, spec, device, seed, weights):
-        import torch
-        from torch_geometric.data import Data
-        from torch_geometric.loader import NeighborLoader
-        from torch_geometric.nn import SAGEConv
-
-        from gnnbench.specs import fanouts
-        from gnnbench.weights import layer_dims
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        self.device = torch.device(device)
-        self.spec = spec
-        x, ei, y = (torch.from_numpy(a) for a in (graph.x, graph.edge_index, graph.y))
-        data = Data(x=x, edge_index=ei, y=y, num_nodes=graph.num_nodes)
-        # input_nodes=None: the loader indexes all nodes, so the harness's seed ids index it directly;
-        # num_neighbors runs from the seeds outwards (the spec's fanouts are input layer first)
-        self.loader = NeighborLoader(data, num_neighbors=fanouts(spec)[::-1], batch_size=spec.batch_size)
-        self.convs = [SAGEConv(i, o, aggr="mean", root_weight=True)
-                      for i, o in layer_dims(spec, graph.num_features, graph.num_classes)]
-        self._dropout_layout(spec, graph)
-        self.model = Net(self.convs, spec, self.drops).to(self.device)
-        self.load_weights(weights)
-        self.inputs = (x.to(self.device), ei.to(self.device), None)     # full graph: logits / infer
-        self.y = y.to(self.device)
-        self.optimizer = make_optimizer(self.model.parameters(), spec)
-        self._loss = None
-        self._model_note = SAGE_NOTE
-        import torch_geometric.typing as t
-        backend = "pyg-lib" if t.WITH_PYG_LIB else "torch-sparse"
-        self._note = (f"sage-sampled: NeighborLoader.collate_fn + filter_fn on the harness's seed nodes (what "
-                      f"iterating the loader runs per batch; sampler from {backend}); SAGEConv runs on every "
-                      "sampled node at every layer (PyG's usual subgraph form, no per-hop trimming); "
-                      "evaluation on the full graph")
-
-    def collate(self, ids):
-        if self.spec.task == "sampled":
-            import torch
-            seeds = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
-            out = self.loader.collate_fn(seeds)         # samples; also gathers when filter_per_worker
-            if not self.loader.filter_per_worker:       # else the loader's iterator applies filter_fn
-                out = self.loader.filter_fn(out)
-            return out.to(self.device)
-        from torch_geometric.data import Batch
-        return Batch.from_data_list([self.data[int(i)] for i in ids]).to(self.device)
-
-    def train_batch(self, batch):
-        if self.spec.task != "sampled":
-            return super().train_batch(batch)
-        import torch.nn.functional as F
-        self.model.train()
-        self.optimizer.zero_grad()
-        n = batch.batch_size
-        loss = F.cross_entropy(self.model(batch.x, batch.edge_index)[:n], batch.y[:n])
-        loss.backward()
-        self.optimizer.step()
-        self._loss = loss
-
-    def batch_stats(self, batch) -> dict:
-        return {"seed_nodes": int(batch.batch_size), "input_nodes": int(batch.num_nodes),
-                "edges": int(batch.edge_index.size(1))}
 
     def build(self, graph, spec, device):
         import torch
@@ -248,27 +180,42 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         import torch.nn.functional as F
         return F.dropout(ones, p=self._attn_state()["p"][k], training=True)    # as GATConv.edge_update
 
-    def _lin(self, conv):
-        return conv.lin if getattr(conv, "lin", None) is not None else conv.lin_src
+    def weight_table(self) -> dict:
+        """The node models' canonical names -> (path under this adapter, transpose[, canonical shape])."""
+        t = {}
+        for k, conv in enumerate(self.convs):
+            p, c = f"layers.{k}.", f"convs.{k}."
+            if self.spec.name == "gcn":
+                t[p + "weight"] = (c + "lin.weight", True)
+                t[p + "bias"] = (c + "bias", False)
+            elif self.spec.name == "gat":
+                lin = "lin" if getattr(conv, "lin", None) is not None else "lin_src"
+                t[p + "weight"] = (f"{c}{lin}.weight", True)
+                t[p + "att_src"] = (c + "att_src", False, (conv.heads, -1))
+                t[p + "att_dst"] = (c + "att_dst", False, (conv.heads, -1))
+                t[p + "bias"] = (c + "bias", False)
+            else:            # sage, sage-sampled
+                t[p + "weight_neigh"] = (c + "lin_l.weight", True)
+                t[p + "bias"] = (c + "lin_l.bias", False)
+                t[p + "weight_root"] = (c + "lin_r.weight", True)
+        return t
 
     def load_weights(self, w):
-        for k, conv in enumerate(self.convs):
-            p = f"layers.{k}."
-            if self.spec.name == "gcn":
-                copy_(conv.lin.weight, w[p + "weight"], transpose=True)
-                copy_(conv.bias, w[p + "bias"])
-            elif self.spec.name == "gat":
-                copy_(self._lin(conv).weight, w[p + "weight"], transpose=True)
-                copy_(conv.att_src, w[p + "att_src"])
-                copy_(conv.att_dst, w[p + "att_dst"])
-                copy_(conv.bias, w[p + "bias"])
-            else:
-                copy_(conv.lin_l.weight, w[p + "weight_neigh"], transpose=True)
-                copy_(conv.lin_l.bias, w[p + "bias"])
-                copy_(conv.lin_r.weight, w[p + "weight_root"], transpose=True)
+        load_table(self, self.weight_table(), w)
 
-    # ---- graph task: one Data per graph (as TUDataset gives them), batched by Batch.from_data_list,
-    # which is what PyG's DataLoader calls per batch
+    def canonical(self, grad: bool = False) -> dict:
+        """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
+        return dump_table(self, self.weight_table(), grad)
+
+
+class PyGGraphAdapter(TorchGraphTask, PyGAdapter):
+    """GIN graph classification (``GraphTask``): one Data per graph (as TUDataset gives them), batched by
+    Batch.from_data_list, which is what PyG's DataLoader calls per batch."""
+
+    def task_notes(self) -> list[str]:
+        return ["gin: GINConv(mlp, train_eps=False) on Batch.from_data_list batches (what PyG's DataLoader "
+                "calls); the classifier's dropout is torch.nn.Dropout"]
+
     def build_gin(self, gs, spec, mlps, head):
         import torch
         from torch_geometric.data import Data
@@ -297,24 +244,81 @@ class PyGAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         return {"x": batch.x.cpu().numpy(), "edge_index": batch.edge_index.cpu().numpy(),
                 "batch": batch.batch.cpu().numpy()}
 
-    def canonical(self, grad: bool = False) -> dict:
-        """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
-        out = {}
-        for k, conv in enumerate(self.convs):
-            p = f"layers.{k}."
-            if self.spec.name == "gcn":
-                out[p + "weight"] = numpy_(conv.lin.weight, True, grad)
-                out[p + "bias"] = numpy_(conv.bias, grad=grad)
-            elif self.spec.name == "gat":
-                out[p + "weight"] = numpy_(self._lin(conv).weight, True, grad)
-                out[p + "att_src"] = numpy_(conv.att_src, grad=grad).reshape(conv.heads, -1)
-                out[p + "att_dst"] = numpy_(conv.att_dst, grad=grad).reshape(conv.heads, -1)
-                out[p + "bias"] = numpy_(conv.bias, grad=grad)
-            else:
-                out[p + "weight_neigh"] = numpy_(conv.lin_l.weight, True, grad)
-                out[p + "bias"] = numpy_(conv.lin_l.bias, grad=grad)
-                out[p + "weight_root"] = numpy_(conv.lin_r.weight, True, grad)
-        return out
+    def collate(self, ids):
+        from torch_geometric.data import Batch
+        return Batch.from_data_list([self.data[int(i)] for i in ids]).to(self.device)
+
+
+class PyGSampledAdapter(PyGAdapter):
+    """Neighbour-sampled SAGE (``SampledTask``), as PyG's examples train it: NeighborLoader batches (its
+    collate_fn samples around the seed nodes, filter_fn gathers their features into a Data), SAGEConv over
+    the whole sampled subgraph, loss on the first batch_size rows (the seeds)."""
+    batched_task = "sampled"
+
+    def unsupported(self, model: str) -> str | None:
+        if model == "sage-sampled":
+            import torch_geometric.typing as t
+            if not (t.WITH_PYG_LIB or t.WITH_TORCH_SPARSE):
+                return ("pyg: NeighborLoader needs pyg-lib or torch-sparse, and neither is installed (pyg-lib "
+                        "publishes its wheels on data.pyg.org, not PyPI; torch-sparse on PyPI is a source package): "
+                        + self.sampling_hint)
+        return super().unsupported(model)
+
+    def prepare(self, graph, spec, device, seed, weights):
+        import torch
+        from torch_geometric.data import Data
+        from torch_geometric.loader import NeighborLoader
+        from torch_geometric.nn import SAGEConv
+
+        from gnnbench.specs import fanouts
+        from gnnbench.weights import layer_dims
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        self.device = torch.device(device)
+        self.spec = spec
+        x, ei, y = (torch.from_numpy(a) for a in (graph.x, graph.edge_index, graph.y))
+        data = Data(x=x, edge_index=ei, y=y, num_nodes=graph.num_nodes)
+        # input_nodes=None: the loader indexes all nodes, so the harness's seed ids index it directly;
+        # num_neighbors runs from the seeds outwards (the spec's fanouts are input layer first)
+        self.loader = NeighborLoader(data, num_neighbors=fanouts(spec)[::-1], batch_size=spec.batch_size)
+        self.convs = [SAGEConv(i, o, aggr="mean", root_weight=True)
+                      for i, o in layer_dims(spec, graph.num_features, graph.num_classes)]
+        self._dropout_layout(spec, graph)
+        self.model = Net(self.convs, spec, self.drops).to(self.device)
+        self.load_weights(weights)
+        self.inputs = (x.to(self.device), ei.to(self.device), None)     # full graph: logits / infer
+        self.y = y.to(self.device)
+        self.optimizer = make_optimizer(self.model.parameters(), spec)
+        self._loss = None
+        self._model_note = SAGE_NOTE
+        import torch_geometric.typing as t
+        backend = "pyg-lib" if t.WITH_PYG_LIB else "torch-sparse"
+        self._note = (f"sage-sampled: NeighborLoader.collate_fn + filter_fn on the harness's seed nodes (what "
+                      f"iterating the loader runs per batch; sampler from {backend}); SAGEConv runs on every "
+                      "sampled node at every layer (PyG's usual subgraph form, no per-hop trimming); "
+                      "evaluation on the full graph")
+
+    def collate(self, ids):
+        import torch
+        seeds = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+        out = self.loader.collate_fn(seeds)         # samples; also gathers when filter_per_worker
+        if not self.loader.filter_per_worker:       # else the loader's iterator applies filter_fn
+            out = self.loader.filter_fn(out)
+        return out.to(self.device)
+
+    def train_batch(self, batch):
+        import torch.nn.functional as F
+        self.model.train()
+        self.optimizer.zero_grad()
+        n = batch.batch_size
+        loss = F.cross_entropy(self.model(batch.x, batch.edge_index)[:n], batch.y[:n])
+        loss.backward()
+        self.optimizer.step()
+        self._loss = loss
+
+    def batch_stats(self, batch) -> dict:
+        return {"seed_nodes": int(batch.batch_size), "input_nodes": int(batch.num_nodes),
+                "edges": int(batch.edge_index.size(1))}
 
 
 def Net(convs, spec, drops):

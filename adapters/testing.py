@@ -6,6 +6,7 @@ node features) and can sleep a configurable time per step
 """
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -122,11 +123,16 @@ class NanAdapter(FakeAdapter):
 class RefAdapter(FakeAdapter):
     """A correct adapter: the reference model (``gnnbench.reference``) with float32 parameters, its
     own seeded dropout, every verify hook. The mutations below each change one thing and must fail
-    ``gnnbench verify`` with a message naming it."""
+    ``gnnbench verify`` with a message naming it. This class is the node task; ``for_task('graph')``
+    is the same class (mutation included) with ``RefGraphTask``'s GIN methods in front."""
 
     name = "test-ref"
     models = ("gcn", "gat", "sage", "gin")
     dtype = np.float32
+
+    @classmethod
+    def for_task(cls, task):
+        return {"node": super().for_task("node"), "graph": _graph_variant(cls) if "gin" in cls.models else None}.get(task)
     no_dropout: frozenset = frozenset()    # sites this adapter ignores (mask and its own dropout)
     extra_parameters = 0                   # trainable scalars outside the canonical layout
 
@@ -151,11 +157,7 @@ class RefAdapter(FakeAdapter):
         self.masks = None
         self.state = None
         self.loss = self.grads = None
-        if spec.task == "graph":
-            from gnnbench import batching
-            self.all_batch = batching.collate(graph, np.arange(graph.num_graphs))
-        else:
-            self.st = self.structure(graph)
+        self.st = self.structure(graph)
 
     def set_dropout_masks(self, masks):
         self.masks = None if masks is None else dict(masks)
@@ -207,17 +209,31 @@ class RefAdapter(FakeAdapter):
 
     def logits(self):
         from gnnbench import reference
-        if self.spec.task == "graph":
-            b = self.all_batch
-            return reference.gin_forward(self.mspec, self.w, b["x"], b["edge_index"], b["batch"],
-                                         self.graph.num_graphs).astype(self.dtype)
         return reference.forward(self.mspec, self.w, self.graph.x, self.graph.edge_index,
                                  structure=self.st).astype(self.dtype)
 
     def infer(self):
         self.logits()
 
-    # ---- graph task
+
+class RefGraphTask:
+    """The graph task (GIN) of ``RefAdapter`` and its mutants: listed in front of one of them
+    (``_graph_variant``), it replaces the node-task parts only, so the mutation still applies."""
+
+    def prepare(self, graph, spec, device, seed, weights):
+        from gnnbench import batching
+        super().prepare(graph, spec, device, seed, weights)
+        self.all_batch = batching.collate(graph, np.arange(graph.num_graphs))
+
+    def structure(self, graph):
+        return None
+
+    def logits(self):
+        from gnnbench import reference
+        b = self.all_batch
+        return reference.gin_forward(self.mspec, self.w, b["x"], b["edge_index"], b["batch"],
+                                     self.graph.num_graphs).astype(self.dtype)
+
     def collate(self, ids):
         from gnnbench import batching
         return batching.collate(self.graph, ids)
@@ -230,6 +246,11 @@ class RefAdapter(FakeAdapter):
         from gnnbench.verify import dropout_sites
         masks = self._masks(dropout_sites(self.mspec, batch))
         self._step(*reference.gin_loss_and_grads(self.mspec, self.w, batch, masks))
+
+
+@functools.lru_cache(maxsize=None)
+def _graph_variant(cls):
+    return type(f"{cls.__name__}Graph", (RefGraphTask, cls), {"__module__": __name__})
 
 
 class GradScaleMutant(RefAdapter):
@@ -311,10 +332,14 @@ class WrongStepMutant(RefAdapter):
             self.spec = spec
 
 
-class OtherBatchMutant(RefAdapter):
-    """Its batches hold the harness's graphs in reverse order."""
+class OtherBatchMutant(RefGraphTask, RefAdapter):
+    """Its batches hold the harness's graphs in reverse order (a graph-task class alone: GIN only)."""
     name = "test-mut-batch"
     models = ("gin",)
+
+    @classmethod
+    def for_task(cls, task):
+        return cls if task == "graph" else None
 
     def collate(self, ids):
         return super().collate(ids[::-1])

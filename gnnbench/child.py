@@ -14,9 +14,11 @@ import resource
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .protocol import GraphTask, NodeTask, SampledTask
 from .results import SCHEMA_VERSION
 
 
@@ -31,11 +33,29 @@ def _timed(fn, sync) -> int:
     return time.perf_counter_ns() - t0
 
 
+@dataclass
+class Training:
+    """What a task's runner measured (nanoseconds)."""
+    epochs: list[int]                       # each timed epoch
+    warm: list[int]                         # each warm-up epoch ([] when none)
+    batching: list[int] | None = None       # mini-batch tasks: the batching part of each timed epoch
+    batching_name: str = ""                 # what it is called in the record: 'collate' | 'sample'
+    batches_per_epoch: int | None = None
+    batch_stats: list[dict] = field(default_factory=list)   # sampled: what each batch held
+    tta: dict | None = None                 # time to accuracy (``_until_target``)
+
+
+@dataclass
+class Measurements(Training):
+    """A run's measurements: its training, the setup and the inference repetitions (nanoseconds)."""
+    setup_ns: int = 0
+    infer: list[int] = field(default_factory=list)
+
+
 def run(job: dict) -> dict:
     """Measure one run; returns the child's part of the record."""
     from .metrics import accuracy
     from .published import in_band, reference
-    from .stats import summarize
     from .weights import init_weights
 
     cell, cfg = job["cell"], job["config"]
@@ -44,7 +64,6 @@ def run(job: dict) -> dict:
     if why:
         out.update(status="skipped", error=why)
         return out
-    device = cell["device"]
     adapter.set_threads(cfg["threads"])
     out["versions"] = adapter.versions()
     t0 = time.perf_counter()
@@ -57,42 +76,90 @@ def run(job: dict) -> dict:
 
     t0 = time.perf_counter_ns()
     _phase(job, "prepare")
-    adapter.prepare(graph, spec, device, cell["seed"], weights)
+    adapter.prepare(graph, spec, cell["device"], cell["seed"], weights)
     adapter.sync()
     setup_ns = time.perf_counter_ns() - t0
     out["notes"] = adapter.notes()
     out["params"] = adapter.num_parameters()
 
     _phase(job, "training")
-    sync = adapter.sync
-    batching_ms = batch_stats = None
-    tta = None
-    if cell.get("until"):                    # time to accuracy: train until the target, evaluating each epoch
-        train_ids = np.flatnonzero(graph.train_mask) if spec.task == "sampled" else None
-        gc.collect()
-        epochs, batching, batch_stats, tta = _until_target(adapter, graph, spec, cell, cfg, train_ids)
-        warm = []
-        if batching is not None:
-            batching_ms = [t / 1e6 for t in batching]
-    elif spec.task in ("graph", "sampled"):    # mini-batches: graphs, or seed nodes to sample around
-        train_ids = graph.train_idx if spec.task == "graph" else np.flatnonzero(graph.train_mask)
-        warm, _, _ = _batched_epochs(adapter, train_ids, spec, cell["seed"], 0, cfg["warmup"])
-        gc.collect()
-        epochs, batching, batch_stats = _batched_epochs(adapter, train_ids, spec, cell["seed"], cfg["warmup"],
-                                                        cfg["epochs"], stats=spec.task == "sampled")
-        batching_ms = [t / 1e6 for t in batching]
-    else:
-        step = adapter.train_step
-        warm = [_timed(step, sync) for _ in range(cfg["warmup"])]
-        gc.collect()
-        epochs = [_timed(step, sync) for _ in range(cfg["epochs"])]
-    if not warm and epochs:
-        warm = [epochs[0]]
+    training = RUNNERS[spec.task](adapter, graph, spec, cell, cfg)
     _phase(job, "evaluation and inference")
     acc = accuracy(adapter.logits(), graph)     # the harness scores the library's logits itself
-    infer = [_timed(adapter.infer, sync) for _ in range(cfg["infer_reps"])]
+    infer = [_timed(adapter.infer, adapter.sync) for _ in range(cfg["infer_reps"])]
 
-    ms = [t / 1e6 for t in epochs]
+    m = Measurements(**vars(training), setup_ns=setup_ns, infer=infer)
+    ref = reference(cell["model"], graph.name)
+    check = in_band(cell["model"], graph.name, acc.get("test"))
+    after_load = _vm_hwm_mb()
+    memory = {"peak_rss_mb": _peak_rss_mb(),          # the whole process's, as always
+              "device_peak_mb": _mb(adapter.peak_memory()),
+              "load_peak_rss_mb": load_peak, "peak_rss_after_load_mb": after_load}
+    return build_record(out, m, acc, ref, check, memory, isolation())
+
+
+# ---- one runner per task: the timed training epochs ------------------------------------------------
+def train_full_batch(adapter: NodeTask, graph, spec, cell: dict, cfg: dict) -> Training:
+    """'node': ``cfg["warmup"]`` then ``cfg["epochs"]`` epochs, each ``train_step(); sync()``; or, with
+    ``cell["until"]``, epochs until the validation target (``_until_target``)."""
+    sync = adapter.sync
+    if cell.get("until"):
+        gc.collect()
+        return _until_target(adapter, graph, cell, cfg,
+                             lambda e: ([_timed(adapter.train_step, sync)], None, []), batched=False)
+    step = adapter.train_step
+    warm = [_timed(step, sync) for _ in range(cfg["warmup"])]
+    gc.collect()
+    epochs = [_timed(step, sync) for _ in range(cfg["epochs"])]
+    return Training(epochs, warm)
+
+
+def train_graphs(adapter: GraphTask, graph, spec, cell: dict, cfg: dict) -> Training:
+    """'graph': mini-batch epochs over the training graphs (``_batched_epochs``)."""
+    from .errors import UsageError
+    if cell.get("until"):
+        raise UsageError("time to accuracy needs a validation split; graph classification has none")
+    ids, seed = graph.train_idx, cell["seed"]
+    warm, _, _ = _batched_epochs(adapter, ids, spec, seed, 0, cfg["warmup"])
+    gc.collect()
+    epochs, batching, _ = _batched_epochs(adapter, ids, spec, seed, cfg["warmup"], cfg["epochs"])
+    return Training(epochs, warm, batching, "collate", _batches(ids, spec))
+
+
+def train_sampled(adapter: SampledTask, graph, spec, cell: dict, cfg: dict) -> Training:
+    """'sampled': mini-batch epochs over the training nodes, each batch sampled around its seed
+    nodes (``_batched_epochs``, sizes in ``batch_stats``); or, with ``cell["until"]``, epochs until
+    the validation target (``_until_target``)."""
+    ids, seed = np.flatnonzero(graph.train_mask), cell["seed"]
+    if cell.get("until"):
+        gc.collect()
+        t = _until_target(adapter, graph, cell, cfg,
+                          lambda e: _batched_epochs(adapter, ids, spec, seed, e, 1, stats=True), batched=True)
+        t.batching_name, t.batches_per_epoch = "sample", _batches(ids, spec)
+        return t
+    warm, _, _ = _batched_epochs(adapter, ids, spec, seed, 0, cfg["warmup"])
+    gc.collect()
+    epochs, batching, stats = _batched_epochs(adapter, ids, spec, seed, cfg["warmup"], cfg["epochs"], stats=True)
+    return Training(epochs, warm, batching, "sample", _batches(ids, spec), stats)
+
+
+RUNNERS = {"node": train_full_batch, "graph": train_graphs, "sampled": train_sampled}
+
+
+def _batches(ids, spec) -> int:
+    return -(-len(ids) // spec.batch_size)
+
+
+# ---- the record --------------------------------------------------------------------------------------
+def build_record(out: dict, m: Measurements, acc: dict, ref: dict | None, check: bool | None,
+                 memory: dict, isolation: dict) -> dict:
+    """The child's part of the record from the measurements: ``out`` (what preflight, loading and
+    prepare wrote) completed with the times, the sampled sizes, the accuracy, the status, memory and
+    isolation. Pure: the same measurements give the same dict (and JSON)."""
+    from .stats import summarize
+    out = dict(out)
+    warm = m.warm if m.warm or not m.epochs else [m.epochs[0]]
+    ms = [t / 1e6 for t in m.epochs]
     s = summarize(ms)
     out["times"] = {
         "epoch_ms": [round(t, 4) for t in ms],
@@ -100,37 +167,33 @@ def run(job: dict) -> dict:
         "mean_ms": s["mean"], "std_ms": s["std"], "min_ms": s["min"], "max_ms": s["max"],
         "first_epoch_ms": warm[0] / 1e6 if warm else None,
         "warmup_ms": [round(t / 1e6, 4) for t in warm],
-        "setup_s": setup_ns / 1e9,
-        "infer_ms": [round(t / 1e6, 4) for t in infer],
-        "infer_median_ms": summarize([t / 1e6 for t in infer])["median"],
+        "setup_s": m.setup_ns / 1e9,
+        "infer_ms": [round(t / 1e6, 4) for t in m.infer],
+        "infer_median_ms": summarize([t / 1e6 for t in m.infer])["median"],
     }
-    if batching_ms is not None:   # the library's batching (collation / sampling): inside each epoch, and alone
-        what = "collate" if spec.task == "graph" else "sample"
+    if m.batching is not None:   # the library's batching (collation / sampling): inside each epoch, and alone
+        batching_ms = [t / 1e6 for t in m.batching]
+        what = m.batching_name
         out["times"][f"{what}_ms"] = [round(t, 4) for t in batching_ms]
         out["times"][f"{what}_median_ms"] = summarize(batching_ms)["median"]
-        out["times"]["batches_per_epoch"] = -(-len(train_ids) // spec.batch_size)
-    if batch_stats:               # what each library sampled: differences are visible, not hidden
-        keys = sorted(batch_stats[0])
-        out["sampled"] = {f"{k}_per_batch_mean": float(np.mean([b[k] for b in batch_stats])) for k in keys}
-        out["sampled"]["batches"] = len(batch_stats)
+        out["times"]["batches_per_epoch"] = m.batches_per_epoch
+    if m.batch_stats:            # what each library sampled: differences are visible, not hidden
+        keys = sorted(m.batch_stats[0])
+        out["sampled"] = {f"{k}_per_batch_mean": float(np.mean([b[k] for b in m.batch_stats])) for k in keys}
+        out["sampled"]["batches"] = len(m.batch_stats)
     out["accuracy"] = acc
-    ref = reference(cell["model"], graph.name)
-    check = in_band(cell["model"], graph.name, acc.get("test"))
     out["accuracy_check"] = None if ref is None else {**ref, "in_band": check}
     out["status"] = "accuracy_mismatch" if check is False else "ok"
-    if tta is not None:
+    if m.tta is not None:
         # the run stops at a validation target by design: its test accuracy at the stop is recorded
         # (and in_band says where it lies), but the target is the accuracy criterion here
-        out["time_to_accuracy"] = tta
+        out["time_to_accuracy"] = m.tta
         out["status"] = "ok"
     if all(v is None for v in acc.values()):       # metrics.accuracy: a logit was not finite
         out.update(status="accuracy_mismatch", error="the model's logits are not finite after training "
                                                      "(it diverged); no accuracy")
-    after_load = _vm_hwm_mb()
-    out["memory"] = {"peak_rss_mb": _peak_rss_mb(),          # the whole process's, as always
-                     "device_peak_mb": _mb(adapter.peak_memory()),
-                     "load_peak_rss_mb": load_peak, "peak_rss_after_load_mb": after_load}
-    out["isolation"] = isolation()
+    out["memory"] = memory
+    out["isolation"] = isolation
     return out
 
 
@@ -158,7 +221,7 @@ def _load(cell: dict, spec, job: dict):
     return load_graph(cell["dataset"], job.get("data_dir"), normalize_features=spec.normalize_features)
 
 
-def _batched_epochs(adapter, train_ids, spec, seed: int, first: int, count: int, stats: bool = False):
+def _batched_epochs(adapter: GraphTask | SampledTask, train_ids, spec, seed: int, first: int, count: int, stats: bool = False):
     """``count`` mini-batch epochs (epoch numbers ``first``...). Per epoch: the time of all
     ``collate(ids); sync()`` (the library's batching: graph collation, or neighbour sampling with
     the feature gather) plus all ``train_batch(batch); sync()``, and the batching part alone.
@@ -188,34 +251,29 @@ def _batched_epochs(adapter, train_ids, spec, seed: int, first: int, count: int,
     return totals, batching, all_stats
 
 
-def _until_target(adapter, graph, spec, cell: dict, cfg: dict, train_ids):
+def _until_target(adapter: NodeTask | SampledTask, graph, cell: dict, cfg: dict, epoch, batched: bool) -> Training:
     """Train from the initial weights until the validation accuracy first reaches the target, at most
-    ``cfg["epochs"]`` epochs. Each epoch is timed as always (``train_step(); sync()``, or the batched
-    epoch); after it, outside that clock, the harness takes ``adapter.logits(); sync()`` and scores them
-    with its own masks: that evaluation is timed on its own clock and never enters ``train_s``.
-    Returns (epoch times ns, batching ns or None, batch stats, the ``time_to_accuracy`` dict)."""
-    from .errors import UsageError
+    ``cfg["epochs"]`` epochs. Each epoch is timed as always by ``epoch(e)`` (the task's runner hands
+    ``train_step(); sync()``, or the batched epoch), which returns (epoch times ns, batching ns or None,
+    batch stats); after it, outside that clock, the harness takes ``adapter.logits(); sync()`` and scores
+    them with its own masks: that evaluation is timed on its own clock and never enters ``train_s``."""
     from .metrics import accuracy
-    if spec.task == "graph":
-        raise UsageError("time to accuracy needs a validation split; graph classification has none")
     until = cell["until"]
     target, metric = float(until["target"]), until["metric"]
     split = metric.removesuffix("_acc")
     sync, clock = adapter.sync, time.perf_counter_ns
     epochs: list[int] = []
-    batching: list[int] | None = [] if spec.task == "sampled" else None
+    batching: list[int] | None = [] if batched else None
     batch_stats: list[dict] = []
     curve: list[float | None] = []
     eval_ns = 0
     reached = False
     for e in range(cfg["epochs"]):
-        if spec.task == "sampled":
-            t, b, st = _batched_epochs(adapter, train_ids, spec, cell["seed"], e, 1, stats=True)
-            epochs += t
+        t, b, st = epoch(e)
+        epochs += t
+        if batching is not None:
             batching += b
-            batch_stats += st
-        else:
-            epochs.append(_timed(adapter.train_step, sync))
+        batch_stats += st
         t0 = clock()
         value = accuracy(adapter.logits(), graph)[split]
         sync()
@@ -232,7 +290,7 @@ def _until_target(adapter, graph, spec, cell: dict, cfg: dict, train_ids):
            "epochs": len(epochs) if reached else None, "train_s": run_s if reached else None,
            "epochs_run": len(epochs), "train_s_run": run_s, "eval_s": eval_ns / 1e9, "evals": len(curve),
            f"{metric}_per_epoch": curve, f"best_{metric}": max(finite) if finite else None}
-    return epochs, batching, batch_stats, tta
+    return Training(epochs, [], batching, batch_stats=batch_stats, tta=tta)
 
 
 ML_MODULES = ("torch", "tensorflow", "dgl", "torch_geometric", "spektral", "graph_nets", "sonnet", "jax", "jraph")

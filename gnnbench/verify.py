@@ -28,6 +28,8 @@ import zlib
 
 import numpy as np
 
+from .protocol import GraphTask, NodeTask, SampledTask
+
 # float32 libraries against a float64 reference
 LOGITS_ATOL = 1e-4          # eval logits, |diff| (GIN: x the largest reference logit)
 LOSS_RTOL = 1e-5            # training loss with the injected masks, relative
@@ -301,23 +303,21 @@ def _dropout_checks(r: _Result, adapter, spec, sites: dict) -> None:
             r.fail(f"dropout at {site}: survivors scaled {off:.6g}, expected 1/(1-p) = {scale:.6g}")
 
 
-def check(adapter, spec, graph, device: str = "cpu", seed: int = 0) -> dict:
-    """Run the checks on an adapter instance (in this process); returns a result dict with
-    ``passed`` and, when it fails, ``error`` naming every quantity that differs."""
+def check(adapter: NodeTask | GraphTask | SampledTask, spec, graph, device: str = "cpu", seed: int = 0) -> dict:
+    """Run the checks on an adapter instance (in this process) for its model's task; returns a result
+    dict with ``passed`` and, when it fails, ``error`` naming every quantity that differs."""
+    return CHECKS[spec.task](adapter, spec, graph, device, seed)
+
+
+def check_nodes(adapter: NodeTask, spec, graph, device: str = "cpu", seed: int = 0) -> dict:
+    """The node task: eval logits, the trainable count, one SGD and one Adam step with the injected
+    masks, the library's own dropout."""
     from . import reference
     from .weights import init_weights
 
-    if spec.task == "graph":
-        return check_graphs(adapter, spec, graph, device, seed)
     weights = init_weights(spec, graph.num_features, graph.num_classes, seed)
     ref_logits = reference.forward(spec, weights, graph.x, graph.edge_index)
     r = _Result()
-    if spec.task == "sampled":
-        # each library samples with its own generator, so only the full-graph model is compared
-        adapter.prepare(graph, spec, device, seed, weights)
-        _logits(r, adapter, ref_logits)
-        r.d["note"] = "sampled: full-graph logits only (samples differ by library)"
-        return r.out()
     sites = dropout_sites(spec, graph)
     masks = draw_masks(spec, sites, seed)
     ref_loss, ref_grads = reference.node_loss_and_grads(spec, weights, graph, masks)
@@ -337,7 +337,22 @@ def check(adapter, spec, graph, device: str = "cpu", seed: int = 0) -> dict:
     return r.out()
 
 
-def check_graphs(adapter, spec, gs, device: str = "cpu", seed: int = 0) -> dict:
+def check_sampled(adapter: SampledTask, spec, graph, device: str = "cpu", seed: int = 0) -> dict:
+    """The sampled task: each library samples with its own generator, so only the full-graph model
+    is compared (its eval logits after loading the weights)."""
+    from . import reference
+    from .weights import init_weights
+
+    weights = init_weights(spec, graph.num_features, graph.num_classes, seed)
+    ref_logits = reference.forward(spec, weights, graph.x, graph.edge_index)
+    r = _Result()
+    adapter.prepare(graph, spec, device, seed, weights)
+    _logits(r, adapter, ref_logits)
+    r.d["note"] = "sampled: full-graph logits only (samples differ by library)"
+    return r.out()
+
+
+def check_graphs(adapter: GraphTask, spec, gs, device: str = "cpu", seed: int = 0) -> dict:
     """The graph task: eval logits of every graph (one batch of all graphs), then the training
     checks on the first batch of epoch 0, which must also hold exactly the graphs the harness chose."""
     from . import batching, reference
@@ -374,3 +389,6 @@ def check_graphs(adapter, spec, gs, device: str = "cpu", seed: int = 0) -> dict:
     _dropout_checks(r, adapter, spec, sites)
     r.d["batch_matches"] = bool(same) and all(same)
     return r.out()
+
+
+CHECKS = {"node": check_nodes, "graph": check_graphs, "sampled": check_sampled}

@@ -290,7 +290,7 @@ def test_verify_passes_with_dropout_on_gin_and_sampled(data_dir, model, dataset)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)          # as `gnnbench verify` runs GIN (batch norm's backward amplifies rounding)
     try:
-        r = check(DGLAdapter(), spec, graph)
+        r = check(DGLAdapter.for_task(spec.task)(), spec, graph)
     finally:
         torch.set_num_threads(threads)
     assert r["passed"], r

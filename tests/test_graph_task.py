@@ -26,7 +26,7 @@ def _adapter(lib, monkeypatch):
     from gnnbench.adapters import adapter_class
     if lib == "dgl":
         monkeypatch.setenv("DGLBACKEND", "pytorch")
-    a = adapter_class(lib)()
+    a = adapter_class(lib).for_task("graph")()     # the library's graph-task class
     assert a.available().ok
     a.set_threads(1)     # as `gnnbench verify` runs graph-task cells (see its footnote)
     return a

@@ -191,7 +191,7 @@ def test_verify_passes_with_dropout_on(data_dir, model, dataset):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)          # as `gnnbench verify` runs GIN (batch norm's backward amplifies rounding)
     try:
-        r = check(PyGAdapter(), spec, graph)
+        r = check(PyGAdapter.for_task(spec.task)(), spec, graph)
     finally:
         torch.set_num_threads(threads)
     assert r["passed"], r
@@ -226,3 +226,16 @@ def test_verify_fails_when_the_attention_mask_path_is_wrong(cora, monkeypatch, w
     r = check(PyGAdapter(), get_spec("gat", "cora"), cora)
     assert not r["passed"]
     assert "loss differs" in r["error"] and "gradient of" in r["error"], r["error"]
+
+
+def test_one_class_per_task_each_with_its_contract():
+    """PyG and DGL answer for_task with one class per task, each a subclass of the registered class that
+    has its task's protocol (gnnbench.protocol), and None for a task they do not have."""
+    from gnnbench.adapters.dgl import DGLAdapter
+    from gnnbench.protocol import GraphTask, NodeTask, SampledTask
+    for lib in (PyGAdapter, DGLAdapter):
+        node, graph, sampled = (lib.for_task(t) for t in ("node", "graph", "sampled"))
+        assert node is lib and issubclass(graph, lib) and issubclass(sampled, lib)
+        assert isinstance(node(), NodeTask) and isinstance(graph(), GraphTask) and isinstance(sampled(), SampledTask)
+        assert graph().batched_task == "graph" and sampled().batched_task == "sampled" and node().batched_task is None
+        assert lib.for_task("no-such-task") is None

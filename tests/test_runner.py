@@ -177,3 +177,40 @@ def test_memory_record_keeps_the_load_transient_apart(tmp_path, data_dir):
     assert m["load_peak_rss_mb"] <= m["peak_rss_mb"] and m["peak_rss_after_load_mb"] <= m["peak_rss_mb"], m
     # the fake adapter allocates almost nothing: after loading, only the resident dataset remains
     assert m["peak_rss_after_load_mb"] < m["load_peak_rss_mb"] - 50, m
+
+
+def test_the_record_builder_turns_fixed_measurements_into_the_exact_record():
+    """child.build_record is pure: these measurements give exactly this dict (and so the same JSON
+    for the same measurements, whichever task's runner took them)."""
+    from gnnbench.child import Measurements, build_record
+    out = {"status": "failed", "error": "", "notes": ["n"], "available_s": 0.5, "library_version": "1",
+           "versions": {"lib": "1"}, "load_s": 0.25, "dataset": {"fingerprint": "f"}, "params": 10}
+    m = Measurements(epochs=[1_500_000, 2_000_000, 3_250_000], warm=[], batching=[500_000, 250_000, 750_000],
+                     batching_name="sample", batches_per_epoch=4,
+                     batch_stats=[{"seed_nodes": 2, "edges": 5}, {"seed_nodes": 4, "edges": 6}],
+                     setup_ns=1_250_000_000, infer=[123_456_789, 500_000])
+    memory = {"peak_rss_mb": 2.0, "device_peak_mb": None, "load_peak_rss_mb": 1.0, "peak_rss_after_load_mb": 1.5}
+    acc = {"train": 1.0, "val": 0.5, "test": 0.25}
+    rec = build_record(out, m, acc, {"low": 0.7, "high": 0.8}, False, memory, {"pid": 1})
+    assert rec == {
+        "status": "accuracy_mismatch", "error": "", "notes": ["n"], "available_s": 0.5, "library_version": "1",
+        "versions": {"lib": "1"}, "load_s": 0.25, "dataset": {"fingerprint": "f"}, "params": 10,
+        "times": {"epoch_ms": [1.5, 2.0, 3.25], "median_ms": 2.0, "p25_ms": 1.75, "p75_ms": 2.625, "mean_ms": 2.25,
+                  "std_ms": 0.9013878188659973, "min_ms": 1.5, "max_ms": 3.25,
+                  "first_epoch_ms": 1.5, "warmup_ms": [1.5], "setup_s": 1.25,
+                  "infer_ms": [123.4568, 0.5], "infer_median_ms": 61.9783945,
+                  "sample_ms": [0.5, 0.25, 0.75], "sample_median_ms": 0.5, "batches_per_epoch": 4},
+        "sampled": {"edges_per_batch_mean": 5.5, "seed_nodes_per_batch_mean": 3.0, "batches": 2},
+        "accuracy": acc, "accuracy_check": {"low": 0.7, "high": 0.8, "in_band": False},
+        "memory": memory, "isolation": {"pid": 1}}
+    assert list(rec) == ["status", "error", "notes", "available_s", "library_version", "versions", "load_s",
+                         "dataset", "params", "times", "sampled", "accuracy", "accuracy_check", "memory", "isolation"]
+    assert list(rec["times"])[-3:] == ["sample_ms", "sample_median_ms", "batches_per_epoch"]
+    assert out["status"] == "failed"          # the input is not changed
+    # a full-batch run: no batching, no sampled sizes; time to accuracy makes the status ok; diverged logits
+    tta = {"reached": True}
+    rec = build_record(out, Measurements(epochs=[2_000_000], warm=[], tta=tta, setup_ns=0, infer=[1_000_000]),
+                       {"train": None, "val": None, "test": None}, None, None, memory, {})
+    assert rec["times"]["warmup_ms"] == [2.0] and "sample_ms" not in rec["times"] and "sampled" not in rec
+    assert rec["accuracy_check"] is None and rec["time_to_accuracy"] is tta
+    assert rec["status"] == "accuracy_mismatch" and rec["error"].startswith("the model's logits are not finite")

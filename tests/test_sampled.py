@@ -115,10 +115,10 @@ def test_pyg_without_a_sampler_backend_is_skipped_with_the_install_command(monke
     from gnnbench.adapters import adapter_class
     monkeypatch.setattr(t, "WITH_PYG_LIB", False)
     monkeypatch.setattr(t, "WITH_TORCH_SPARSE", False)
-    why = adapter_class("pyg")().unsupported("sage-sampled")
-    assert "pyg-lib or torch-sparse" in why and "--no-build-isolation torch-scatter" in why
+    why = adapter_class("pyg").for_task("sampled")().unsupported("sage-sampled")
+    assert "pyg-lib or torch-sparse" in why and "make install-sampling" in why
     monkeypatch.setattr(t, "WITH_TORCH_SPARSE", True)
-    assert adapter_class("pyg")().unsupported("sage-sampled") is None
+    assert adapter_class("pyg").for_task("sampled")().unsupported("sage-sampled") is None
 
 
 def test_fanouts_must_match_layers():

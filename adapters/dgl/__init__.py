@@ -23,6 +23,10 @@ there); the child process gets ``DGLBACKEND=pytorch``.
   forward, and an ``edge_weight`` only multiplies the messages before that mean,
   so a precomputed 1/deg cannot replace the division.
 
+One class per task: ``DGLAdapter`` (registered; the full-batch node models),
+``DGLGraphAdapter`` (GIN on ``dgl.batch``) and ``DGLSampledAdapter`` (sage-sampled with
+``NeighborSampler``).
+
 Features are dense (``features: sparse`` is not offered, see ``SPARSE_WHY``).
 Input dropout is ``F.dropout`` in the model, called through a per-layer list
 (``drops``) so that ``gnnbench verify`` can swap a fixed mask in; GAT's attention
@@ -49,9 +53,9 @@ import numpy as np
 
 from gnnbench.protocol import Availability
 
-from .._graphtask import GraphTaskMixin, gin_net
-from .._torch import (TorchAdapter, TorchHooks, canonical_attention_edges, copy_, edge_permutation, make_optimizer,
-                      masked_dropout_module, numpy_, optimizer_note, compile_notes)
+from .._graphtask import TorchGraphTask, gin_net
+from .._torch import (TorchAdapter, TorchHooks, canonical_attention_edges, compile_notes, dump_table, edge_permutation,
+                      load_table, make_optimizer, masked_dropout_module, optimizer_note)
 from . import _import
 
 POLICIES = ("cached", "recompute")
@@ -64,7 +68,8 @@ SPARSE_WHY = ("DGL's GraphConv, GATConv and SAGEConv document feat as a dense to
               "adjacency API, not a layer input")
 
 
-class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
+class DGLAdapter(TorchHooks, TorchAdapter):
+    """DGL, and its full-batch node models (``NodeTask``): gcn, gat, sage."""
     name = "dgl"
     library = "dgl"
     install_hint = "pip install 'gnnbench[dgl]'"
@@ -77,6 +82,10 @@ class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         self._policy_note: str | None = None
 
     # ---- parent -----------------------------------------------------------------
+    @classmethod
+    def for_task(cls, task: str):
+        return {"node": DGLAdapter, "graph": DGLGraphAdapter, "sampled": DGLSampledAdapter}.get(task)
+
     @classmethod
     def child_env(cls, threads: int) -> dict[str, str]:
         return {**super().child_env(threads), "DGLBACKEND": "pytorch"}
@@ -108,14 +117,16 @@ class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
             out.append(optimizer_note(spec))
             out += compile_notes(spec)
             out.append("features=dense: feat is a dense float32 tensor (sparse features not offered)")
-            if spec.task == "graph":
-                out.append("gin: GINConv(mlp, 'sum', learn_eps=False) on dgl.batch batches (what GraphDataLoader "
-                           "does); the classifier's dropout is torch.nn.Dropout")
+            out += self.task_notes()
         if self._policy_note:
             out.append(self._policy_note)
         if spec is not None and spec.name in ("sage", "sage-sampled"):
             out.append(SAGE_NOTE)
         return out
+
+    def task_notes(self) -> list[str]:
+        """What the task's class adds to the notes (after the features)."""
+        return []
 
     def set_threads(self, n: int) -> None:
         super().set_threads(n)
@@ -123,61 +134,8 @@ class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         dgl.utils.set_num_threads(n)  # DGL's own OpenMP kernels
 
     def prepare(self, graph, spec, device, seed, weights):
-        dgl = self._dgl()
-        dgl.seed(seed)
-        if spec.task == "sampled":
-            return self._prepare_sampled(dgl, graph, spec, device, seed, weights)
+        self._dgl().seed(seed)
         super().prepare(graph, spec, device, seed, weights)
-
-    # ---- neighbour-sampled SAGE: dgl.dataloading.NeighborSampler's sample_blocks on the harness's
-    # seed nodes (what DGL's DataLoader calls per batch), SAGEConv('mean') on the blocks
-    def _prepare_sampled(self, dgl, graph, spec, device, seed, weights):
-        import torch
-        from dgl.nn.pytorch import SAGEConv
-
-        from gnnbench.specs import fanouts
-        from gnnbench.weights import layer_dims
-        torch.manual_seed(seed)
-        self.device = torch.device(device)
-        self.spec = spec
-        ei = torch.from_numpy(graph.edge_index)
-        self.g = dgl.graph((ei[0], ei[1]), num_nodes=graph.num_nodes)
-        self.g_dev = self.g.to(self.device)
-        self.x = torch.from_numpy(graph.x)
-        self.y = torch.from_numpy(graph.y).to(self.device)
-        self.convs = [SAGEConv(i, o, "mean") for i, o in layer_dims(spec, graph.num_features, graph.num_classes)]
-        self.model = torch.nn.ModuleList(self.convs).to(self.device)
-        self._dropout_layout(spec, graph)
-        self.load_weights(weights)
-        self.sampler = dgl.dataloading.NeighborSampler(fanouts(spec))
-        self.optimizer = make_optimizer(self.model.parameters(), spec)
-        self._loss = None
-        self._policy_note = ("sage-sampled: dgl.dataloading.NeighborSampler(fanouts).sample_blocks on the "
-                             "harness's seed nodes (what DGL's DataLoader calls per batch), features gathered per "
-                             "batch; evaluation on the full graph")
-
-    def _sage_forward(self, graphs, h, training: bool):
-        import torch.nn.functional as F
-        last, drops = len(self.convs) - 1, self.drops
-        for k, (conv, blk) in enumerate(zip(self.convs, graphs)):
-            h = drops[k](h, p=self.spec.dropout, training=training)
-            h = conv(blk, h)
-            if k < last:
-                h = F.relu(h)
-        return h
-
-    def _eval_logits(self):
-        if self.spec.task != "sampled":
-            return super()._eval_logits()
-        import torch
-        self.model.eval()
-        with torch.no_grad():
-            return self._sage_forward([self.g_dev] * len(self.convs), self.x.to(self.device), False)
-
-    def batch_stats(self, batch) -> dict:
-        x, blocks, y = batch
-        return {"seed_nodes": int(y.numel()), "input_nodes": int(x.shape[0]),
-                "edges": int(sum(b.num_edges() for b in blocks))}
 
     def build(self, graph, spec, device):
         import torch
@@ -275,27 +233,47 @@ class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         finally:
             op.train(was)
 
-    def load_weights(self, w):
+    def weight_table(self) -> dict:
+        """The node models' canonical names -> (path under this adapter, transpose[, canonical shape]);
+        GAT's last bias is the model's own ``out_bias`` (added after the head mean)."""
+        t, last = {}, len(self.convs) - 1
         for k, conv in enumerate(self.convs):
-            p = f"layers.{k}."
+            p, c = f"layers.{k}.", f"convs.{k}."
             if self.spec.name == "gcn":
-                copy_(conv.weight, w[p + "weight"])
-                copy_(conv.bias, w[p + "bias"])
+                t[p + "weight"] = (c + "weight", False)
+                t[p + "bias"] = (c + "bias", False)
             elif self.spec.name == "gat":
-                copy_(conv.fc.weight, w[p + "weight"], transpose=True)
-                copy_(conv.attn_l, w[p + "att_src"])
-                copy_(conv.attn_r, w[p + "att_dst"])
-                copy_(self._gat_bias(k), w[p + "bias"])
-            else:
-                copy_(conv.fc_neigh.weight, w[p + "weight_neigh"], transpose=True)
-                copy_(conv.fc_self.weight, w[p + "weight_root"], transpose=True)
-                copy_(conv.fc_self.bias, w[p + "bias"])
+                heads = conv.attn_l.shape[1]
+                t[p + "weight"] = (c + "fc.weight", True)
+                t[p + "att_src"] = (c + "attn_l", False, (heads, -1))
+                t[p + "att_dst"] = (c + "attn_r", False, (heads, -1))
+                t[p + "bias"] = ("net.out_bias" if k == last else c + "bias", False)
+            else:            # sage, sage-sampled
+                t[p + "weight_neigh"] = (c + "fc_neigh.weight", True)
+                t[p + "weight_root"] = (c + "fc_self.weight", True)
+                t[p + "bias"] = (c + "fc_self.bias", False)
+        return t
 
-    def _gat_bias(self, k):
-        return self.net.out_bias if k == len(self.convs) - 1 else self.convs[k].bias
+    def load_weights(self, w):
+        load_table(self, self.weight_table(), w)
 
-    # ---- graph task: one DGLGraph per graph with its features in ndata, batched by dgl.batch
-    # (what DGL's GraphDataLoader does per batch)
+    def canonical(self, grad: bool = False) -> dict:
+        """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
+        return dump_table(self, self.weight_table(), grad)
+
+
+class DGLGraphAdapter(TorchGraphTask, DGLAdapter):
+    """GIN graph classification (``GraphTask``): one DGLGraph per graph with its features in ndata,
+    batched by dgl.batch (what DGL's GraphDataLoader does per batch)."""
+
+    def prepare(self, gs, spec, device, seed, weights):
+        self._dgl().seed(seed)
+        self.prepare_graphs(gs, spec, device, seed, weights)
+
+    def task_notes(self) -> list[str]:
+        return ["gin: GINConv(mlp, 'sum', learn_eps=False) on dgl.batch batches (what GraphDataLoader "
+                "does); the classifier's dropout is torch.nn.Dropout"]
+
     def build_gin(self, gs, spec, mlps, head):
         import torch
         from dgl.nn.pytorch import AvgPooling, GINConv, SumPooling
@@ -322,25 +300,7 @@ class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
 
         return gin_net(convs, head, forward)
 
-    def train_batch(self, batch):
-        if self.spec.task != "sampled":
-            return super().train_batch(batch)
-        import torch.nn.functional as F
-        x, blocks, y = batch
-        self.model.train()
-        self.optimizer.zero_grad()
-        loss = F.cross_entropy(self._sage_forward(blocks, x, True), y)
-        loss.backward()
-        self.optimizer.step()
-        self._loss = loss
-
     def collate(self, ids):
-        if self.spec.task == "sampled":
-            import torch
-            seeds = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
-            input_nodes, output_nodes, blocks = self.sampler.sample_blocks(self.g, seeds)
-            return (self.x.index_select(0, input_nodes).to(self.device), [b.to(self.device) for b in blocks],
-                    self.y[output_nodes.to(self.device)])
         dgl = self._dgl()
         return dgl.batch([self.graphs[int(i)] for i in ids]).to(self.device), \
             self.labels[ids].to(self.device)
@@ -356,25 +316,76 @@ class DGLAdapter(TorchHooks, GraphTaskMixin, TorchAdapter):
         return {"x": bg.ndata["x"].cpu().numpy(), "edge_index": np.stack([src.cpu().numpy(), dst.cpu().numpy()]),
                 "batch": np.repeat(np.arange(sizes.size), sizes)}
 
-    def canonical(self, grad: bool = False) -> dict:
-        """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
-        out = {}
-        for k, conv in enumerate(self.convs):
-            p = f"layers.{k}."
-            if self.spec.name == "gcn":
-                out[p + "weight"] = numpy_(conv.weight, grad=grad)
-                out[p + "bias"] = numpy_(conv.bias, grad=grad)
-            elif self.spec.name == "gat":
-                heads = conv.attn_l.shape[1]
-                out[p + "weight"] = numpy_(conv.fc.weight, True, grad)
-                out[p + "att_src"] = numpy_(conv.attn_l, grad=grad).reshape(heads, -1)
-                out[p + "att_dst"] = numpy_(conv.attn_r, grad=grad).reshape(heads, -1)
-                out[p + "bias"] = numpy_(self._gat_bias(k), grad=grad)
-            else:
-                out[p + "weight_neigh"] = numpy_(conv.fc_neigh.weight, True, grad)
-                out[p + "weight_root"] = numpy_(conv.fc_self.weight, True, grad)
-                out[p + "bias"] = numpy_(conv.fc_self.bias, grad=grad)
-        return out
+
+class DGLSampledAdapter(DGLAdapter):
+    """Neighbour-sampled SAGE (``SampledTask``): dgl.dataloading.NeighborSampler's sample_blocks on the
+    harness's seed nodes (what DGL's DataLoader calls per batch), SAGEConv('mean') on the blocks."""
+    batched_task = "sampled"
+
+    def prepare(self, graph, spec, device, seed, weights):
+        import torch
+        from dgl.nn.pytorch import SAGEConv
+
+        from gnnbench.specs import fanouts
+        from gnnbench.weights import layer_dims
+        dgl = self._dgl()
+        dgl.seed(seed)
+        torch.manual_seed(seed)
+        self.device = torch.device(device)
+        self.spec = spec
+        ei = torch.from_numpy(graph.edge_index)
+        self.g = dgl.graph((ei[0], ei[1]), num_nodes=graph.num_nodes)
+        self.g_dev = self.g.to(self.device)
+        self.x = torch.from_numpy(graph.x)
+        self.y = torch.from_numpy(graph.y).to(self.device)
+        self.convs = [SAGEConv(i, o, "mean") for i, o in layer_dims(spec, graph.num_features, graph.num_classes)]
+        self.model = torch.nn.ModuleList(self.convs).to(self.device)
+        self._dropout_layout(spec, graph)
+        self.load_weights(weights)
+        self.sampler = dgl.dataloading.NeighborSampler(fanouts(spec))
+        self.optimizer = make_optimizer(self.model.parameters(), spec)
+        self._loss = None
+        self._policy_note = ("sage-sampled: dgl.dataloading.NeighborSampler(fanouts).sample_blocks on the "
+                             "harness's seed nodes (what DGL's DataLoader calls per batch), features gathered per "
+                             "batch; evaluation on the full graph")
+
+    def _sage_forward(self, graphs, h, training: bool):
+        import torch.nn.functional as F
+        last, drops = len(self.convs) - 1, self.drops
+        for k, (conv, blk) in enumerate(zip(self.convs, graphs)):
+            h = drops[k](h, p=self.spec.dropout, training=training)
+            h = conv(blk, h)
+            if k < last:
+                h = F.relu(h)
+        return h
+
+    def _eval_logits(self):
+        import torch
+        self.model.eval()
+        with torch.no_grad():
+            return self._sage_forward([self.g_dev] * len(self.convs), self.x.to(self.device), False)
+
+    def batch_stats(self, batch) -> dict:
+        x, blocks, y = batch
+        return {"seed_nodes": int(y.numel()), "input_nodes": int(x.shape[0]),
+                "edges": int(sum(b.num_edges() for b in blocks))}
+
+    def train_batch(self, batch):
+        import torch.nn.functional as F
+        x, blocks, y = batch
+        self.model.train()
+        self.optimizer.zero_grad()
+        loss = F.cross_entropy(self._sage_forward(blocks, x, True), y)
+        loss.backward()
+        self.optimizer.step()
+        self._loss = loss
+
+    def collate(self, ids):
+        import torch
+        seeds = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+        input_nodes, output_nodes, blocks = self.sampler.sample_blocks(self.g, seeds)
+        return (self.x.index_select(0, input_nodes).to(self.device), [b.to(self.device) for b in blocks],
+                self.y[output_nodes.to(self.device)])
 
 
 def Net(convs, spec, num_classes, drops):

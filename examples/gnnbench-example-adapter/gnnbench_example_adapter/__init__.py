@@ -5,6 +5,10 @@ layers, dropout on every layer's input. It loads gnnbench's canonical weights, r
 the same layout, and implements the verify hooks, so ``gnnbench verify --libs dense-gcn --models
 gcn --datasets cora`` passes. Importing this module imports nothing heavy (gnnbench imports it in
 its own process too, to check that it loads); torch is imported in the methods, in the child process.
+
+It implements one task, the full-batch node task (``gnnbench.protocol.NodeTask``), so the default
+``Adapter.for_task`` (this class for the tasks of its ``models``) is all it needs; a library with a
+graph or sampled model too adds one class per task and returns them from ``for_task``.
 """
 from __future__ import annotations
 
