@@ -91,6 +91,8 @@ class GraphNetsAdapter(TFAdapter):
     def for_task(cls, task: str):
         return {"node": GraphNetsAdapter, "graph": GraphNetsGraphAdapter}.get(task)
 
+    missing_tasks = {"sampled": "the library has no neighbour sampler"}
+
     # ---- child side: the library ------------------------------------------------
     def available(self):
         try:

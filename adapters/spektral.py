@@ -87,6 +87,8 @@ class SpektralAdapter(TFAdapter):
     def for_task(cls, task: str):
         return {"node": SpektralAdapter, "graph": SpektralGraphAdapter}.get(task)
 
+    missing_tasks = {"sampled": "the library has no neighbour sampler"}
+
     # ---- child: the library -----------------------------------------------------------
     def available(self) -> Availability:
         try:

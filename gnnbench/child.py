@@ -350,7 +350,9 @@ def preflight(job: dict, out: dict | None = None):
         return adapter, spec, (f"{lib} unavailable: {avail.reason}"
                                + (f"; install with: {avail.install_hint}" if avail.install_hint else ""))
     if impl is None:
-        return adapter, spec, f"{lib} does not implement the {spec.task} task (model '{cell['model']}')"
+        why = registered.missing_tasks.get(spec.task)
+        return adapter, spec, (f"{lib} does not implement the {spec.task} task (model '{cell['model']}')"
+                               + (f": {why}" if why else ""))
     if device.split(":")[0] not in adapter.devices:
         return adapter, spec, f"{lib} does not support device '{device}'"
     if device.startswith("cuda"):

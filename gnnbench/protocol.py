@@ -190,6 +190,9 @@ class Adapter:
         from .specs import MODELS
         return cls if any(m in MODELS and MODELS[m].task == task for m in cls.models) else None
 
+    # why the library has no class for a task (task -> reason), shown in the ``skipped`` record
+    missing_tasks: dict[str, str] = {}
+
     @classmethod
     def child_env(cls, threads: int) -> dict[str, str]:
         """Extra environment for the child process (set before any import)."""
