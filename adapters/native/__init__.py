@@ -24,6 +24,11 @@ sm_90 on GPUs), wrapped as torch.autograd.Functions in ``ops``:
   zero, so this is dense dropout's distribution) and the first layer a sparse x dense
   product in our kernel.
 
+Weights: the node and sampled tasks keep their parameters under the canonical names and in the
+canonical layout (``gnnbench.weights``: weights in x out), one leaf tensor per entry, so loading
+and ``parameters()`` are copies with no name table; GIN's are torch modules, mapped by
+``_graphtask.load_gin`` / ``gin_parameters`` as in PyG and DGL.
+
 Dropout is counter-based (hash of seed, step, site and element index), so
 masks are reproducible per seed and never stored: every element is kept with
 probability 1 - p, survivors scaled by 1 / (1 - p).
