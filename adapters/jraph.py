@@ -1,6 +1,11 @@
 """jraph (DeepMind's GNN library for JAX): GCN, GAT, SAGE and GIN built from jraph's blocks,
 trained with optax inside one ``jax.jit``-compiled step.
 
+One class per task (``for_task``): ``JraphAdapter``, the registered class, holds the library-level
+parts (imports, versions, threads, the jit-compiled step and the verify plumbing both tasks share)
+and the full-batch node task (gcn, gat, sage); ``JraphGraphAdapter``, its subclass, runs GIN. jraph
+has no neighbour sampler, so no class runs the sampled task (sage-sampled cells are skipped).
+
 How each model maps onto jraph (jraph ships GraphConvolution and GAT layers, no SAGE or GIN):
 
 - the graph is one ``jraph.GraphsTuple``: ``nodes`` the dense features, ``senders`` = edge_index[0],
@@ -276,6 +281,10 @@ def _budget(sizes: np.ndarray, k: int) -> int:
 
 
 class JraphAdapter(Adapter):
+    """The library (imports, versions, threads, the jit-compiled step both tasks share) and its node
+    task: full-batch gcn, gat, sage. ``for_task`` hands GIN to ``JraphGraphAdapter``; jraph has no
+    neighbour sampler, so there is no class for the sampled task."""
+
     name = "jraph"
     library = "jraph"
     install_hint = "pip install 'gnnbench[jraph]'"
@@ -292,10 +301,14 @@ class JraphAdapter(Adapter):
 
     # ---- parent side ----------------------------------------------------------
     @classmethod
+    def for_task(cls, task):
+        return {"node": JraphAdapter, "graph": JraphGraphAdapter}.get(task)
+
+    @classmethod
     def child_env(cls, threads: int) -> dict[str, str]:
         return thread_env(threads)
 
-    # ---- child side -----------------------------------------------------------
+    # ---- child side: the library ------------------------------------------------
     def available(self):
         try:
             _import()
@@ -336,49 +349,13 @@ class JraphAdapter(Adapter):
                               "pool keeps one thread per allowed core); counted in /proc/self/task after the CPU "
                               f"client started: {counts.get('XLAEigen', 0)} XLAEigen (intra-op pool) threads"]
 
-    # ---- node models ------------------------------------------------------------
-    def prepare(self, graph, spec, device, seed, weights):
+    def _check(self, spec, device) -> None:
         if device != "cpu":
             raise ValueError(f"jraph adapter runs on cpu only, not '{device}'")
         if spec.name not in self.models:
             raise ValueError(f"jraph adapter has no model '{spec.name}'")
-        if spec.task == "graph":
-            return self._prepare_graphs(graph, spec, seed, weights)
-        jax, jnp, jraph, optax = _import()
-        self.spec, self.graph_ = spec, graph
-        n = graph.num_nodes
-        cached = spec.norm_policy == "cached"
-        src, dst = graph.edge_index.astype(np.int32)
-        if spec.name in ("gcn", "gat") and cached:
-            loops = np.arange(n, dtype=np.int32)
-            src, dst = np.concatenate([src, loops]), np.concatenate([dst, loops])
-        g = jraph.GraphsTuple(nodes=np.asarray(graph.x, np.float32), edges=None, senders=src, receivers=dst,
-                              globals=None, n_node=np.array([n], np.int32), n_edge=np.array([src.size], np.int32))
-        data = {"graph": g, "train_idx": np.flatnonzero(graph.train_mask).astype(np.int32),
-                "train_y": np.asarray(graph.y[graph.train_mask], np.int32)}
-        if cached and spec.name == "gcn":
-            deg = np.bincount(dst, minlength=n).astype(np.float64)
-            data["dinv"] = (1.0 / np.sqrt(deg)).astype(np.float32)[:, None]
-        if cached and spec.name == "sage":
-            deg = np.bincount(dst, minlength=n).astype(np.float64)
-            data["inv_deg"] = np.where(deg > 0, 1.0 / np.maximum(deg, 1.0), 0.0).astype(np.float32)[:, None]
-        self.data = jax.device_put(data)
-        self.masks_ = {"train": graph.train_mask, "val": graph.val_mask, "test": graph.test_mask}
-        forward = node_forward_fn(spec, n, cached)
-        self._forward = forward
 
-        def loss_fn(params, state, data, key, masks):
-            logits = forward(params, data, key, masks, True)
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits[data["train_idx"]], data["train_y"])
-            return jnp.mean(ce), state
-
-        def eval_fn(params, state, data):
-            return forward(params, data, None, None, False)
-
-        self._setup(jax, optax, spec, seed, weights, {}, loss_fn)
-        self._eval = jax.jit(eval_fn).lower(self.params, self.state, self.data).compile()
-        self._notes = self._model_notes(spec)
-
+    # ---- the training step, shared by both tasks ----------------------------------
     def _setup(self, jax, optax, spec, seed, weights, state, loss_fn):
         # private float32 copies: the step donates (overwrites) the parameter buffers
         self.params = jax.device_put({k: np.array(v, np.float32, copy=True) for k, v in weights.items()})
@@ -415,9 +392,6 @@ class JraphAdapter(Adapter):
             self._grads = out[5]
         self._pending = (self.params, self.state, self._loss)
 
-    def train_step(self):
-        self._run_step(self.data)
-
     def last_loss(self) -> float:
         return float(self._loss)
 
@@ -426,29 +400,171 @@ class JraphAdapter(Adapter):
             import jax
             jax.block_until_ready(self._pending)
 
-    def logits(self):
-        if self.spec.task == "graph":
-            return np.asarray(self._eval_all(self.params, self.state, self._all_graph))[:self.gs.num_graphs]
-        return np.asarray(self._eval(self.params, self.state, self.data))
-
-    def infer(self):
-        if self.spec.task == "graph":
-            self._pending = self._eval_test(self.params, self.state, self._test_graph)
-        else:
-            self._pending = self._eval(self.params, self.state, self.data)
-
-    def evaluate(self):
-        pred = self.logits().argmax(axis=1)
-        if self.spec.task == "graph":
-            return {k: float((pred[i] == self.gs.y[i]).mean())
-                    for k, i in (("train", self.gs.train_idx), ("test", self.gs.test_idx))}
-        return {k: float((pred[m] == self.graph_.y[m]).mean()) for k, m in self.masks_.items()}
-
     def parameters(self):
         return {k: np.array(v) for k, v in self.params.items()}
 
-    # ---- graph task -------------------------------------------------------------------------------
-    def _prepare_graphs(self, gs, spec, seed, weights):
+    # ---- node task ---------------------------------------------------------------
+    def prepare(self, graph, spec, device, seed, weights):
+        self._check(spec, device)
+        jax, jnp, jraph, optax = _import()
+        self.spec, self.graph_ = spec, graph
+        n = graph.num_nodes
+        cached = spec.norm_policy == "cached"
+        src, dst = graph.edge_index.astype(np.int32)
+        if spec.name in ("gcn", "gat") and cached:
+            loops = np.arange(n, dtype=np.int32)
+            src, dst = np.concatenate([src, loops]), np.concatenate([dst, loops])
+        g = jraph.GraphsTuple(nodes=np.asarray(graph.x, np.float32), edges=None, senders=src, receivers=dst,
+                              globals=None, n_node=np.array([n], np.int32), n_edge=np.array([src.size], np.int32))
+        data = {"graph": g, "train_idx": np.flatnonzero(graph.train_mask).astype(np.int32),
+                "train_y": np.asarray(graph.y[graph.train_mask], np.int32)}
+        if cached and spec.name == "gcn":
+            deg = np.bincount(dst, minlength=n).astype(np.float64)
+            data["dinv"] = (1.0 / np.sqrt(deg)).astype(np.float32)[:, None]
+        if cached and spec.name == "sage":
+            deg = np.bincount(dst, minlength=n).astype(np.float64)
+            data["inv_deg"] = np.where(deg > 0, 1.0 / np.maximum(deg, 1.0), 0.0).astype(np.float32)[:, None]
+        self.data = jax.device_put(data)
+        self.masks_ = {"train": graph.train_mask, "val": graph.val_mask, "test": graph.test_mask}
+        forward = node_forward_fn(spec, n, cached)
+        self._forward = forward
+
+        def loss_fn(params, state, data, key, masks):
+            logits = forward(params, data, key, masks, True)
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits[data["train_idx"]], data["train_y"])
+            return jnp.mean(ce), state
+
+        def eval_fn(params, state, data):
+            return forward(params, data, None, None, False)
+
+        self._setup(jax, optax, spec, seed, weights, {}, loss_fn)
+        self._eval = jax.jit(eval_fn).lower(self.params, self.state, self.data).compile()
+        self._notes = self._model_notes(spec)
+
+    def train_step(self):
+        self._run_step(self.data)
+
+    def logits(self):
+        return np.asarray(self._eval(self.params, self.state, self.data))
+
+    def infer(self):
+        self._pending = self._eval(self.params, self.state, self.data)
+
+    def evaluate(self):
+        pred = self.logits().argmax(axis=1)
+        return {k: float((pred[m] == self.graph_.y[m]).mean()) for k, m in self.masks_.items()}
+
+    # ---- verify-only hooks (see gnnbench.protocol); the task classes check the masks and sites ----------
+    def num_parameters(self) -> int:
+        """Trainable scalars: every leaf of the parameter pytree that jax.grad and optax update."""
+        import jax
+        return int(sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(self.params)))
+
+    def gradients(self) -> dict:
+        """Cross-entropy gradients of the last (verify) step: taken before optax adds weight decay."""
+        if self._grads is None:
+            raise RuntimeError("gradients(): call set_dropout_masks(...) (masks or None) and then run a training "
+                               "step: only the verify step returns gradients")
+        return {k: np.array(v) for k, v in self._grads.items()}
+
+    def _use_masks(self, masks) -> None:
+        """The step takes ``masks`` (checked, in the step's own layout) from the next call on, or the
+        library's own dropout again (None), and is recompiled to return the gradients too."""
+        import jax
+        self._masks = None if masks is None else jax.device_put(masks)
+        self._grads = None
+        self._step = self._make_step(record=True)
+
+    def _own_dropout(self, rate: float, shape) -> np.ndarray:
+        """``dropout`` (bernoulli keep-mask, / (1 - p)) at ``rate``, on ones(shape), with its own key."""
+        jax, jnp, _, _ = _import()
+        self._sample_key, key = jax.random.split(self._sample_key)
+        return np.asarray(dropout(jax, jnp, key, jnp.ones(tuple(int(s) for s in shape), jnp.float32), rate))
+
+    def _mask_shapes(self) -> dict:
+        from gnnbench.weights import gat_heads, layer_dims
+        g, spec = self.graph_, self.spec
+        dims = layer_dims(spec, g.num_features, g.num_classes)
+        shapes = {f"input.{k}": (g.num_nodes, din) for k, (din, _) in enumerate(dims)}
+        if spec.name == "gat":
+            shapes.update({f"attn.{k}": (g.edge_index.shape[1] + g.num_nodes, gat_heads(spec, k))
+                           for k in range(len(dims))})
+        return shapes
+
+    def set_dropout_masks(self, masks) -> None:
+        """Dropout sites take ``masks`` (x * mask / (1 - p)) from the next step on, or the library's own
+        dropout again (None); the step is recompiled to return the cross-entropy gradients too."""
+        if masks is not None:
+            masks = check_masks(masks, self._mask_shapes())
+            if self.spec.name == "gat":
+                g, n = self.graph_, self.graph_.num_nodes
+                src, dst = np.asarray(self.data["graph"].senders), np.asarray(self.data["graph"].receivers)
+                if self.spec.norm_policy != "cached":      # the forward appends one self-loop per node
+                    src, dst = np.concatenate([src, np.arange(n)]), np.concatenate([dst, np.arange(n)])
+                perm = edge_permutation(*canonical_attention_edges(g.edge_index, n), src, dst, n)
+                masks = {k: (m[perm] if k.startswith("attn.") else m) for k, m in masks.items()}
+        self._use_masks(masks)
+
+    def dropout_sample(self, site: str, shape: tuple):
+        """The dropout the step applies at ``site`` (``dropout``: bernoulli keep-mask, / (1 - p), its rate)
+        in training mode, on ones(shape)."""
+        kind, _, k = site.partition(".")
+        spec = self.spec
+        if kind == "input" and k.isdigit() and int(k) < spec.layers:
+            rate = spec.dropout
+        elif kind == "attn" and spec.name == "gat" and k.isdigit() and int(k) < spec.layers:
+            rate = spec.attn_dropout
+        else:
+            raise ValueError(f"unknown dropout site '{site}'")
+        return self._own_dropout(rate, shape)
+
+    # ---- notes ------------------------------------------------------------------------------------
+    @staticmethod
+    def _model_notes(spec) -> list[str]:
+        cached = spec.norm_policy == "cached"
+        notes = [_optimizer_note(spec), _DENSE_NOTE + "; input dropout on every element", _DROPOUT_NOTE, _JIT_NOTE]
+        if spec.name == "gcn":
+            notes.append("gcn: jraph.GraphConvolution(update_node_fn=X W) + bias; " + (
+                "norm_policy=cached: self-loops in the GraphsTuple and D^-1/2 computed once in prepare (numpy), "
+                "the layer run with symmetric_normalization=False and D^-1/2 applied before and after its "
+                "segment_sum (jraph's own two scalings, without recounting the degrees)" if cached else
+                "norm_policy=recompute: the layer's add_self_edges=True, symmetric_normalization=True (degrees "
+                "counted with segment_sum every forward)"))
+        elif spec.name == "gat":
+            notes.append("gat: jraph.GAT(query = X W as [N, heads, F], logit = LeakyReLU(a_src.q_j + a_dst.q_i), "
+                         "identity node update) in eval; jraph.GAT has no attention dropout, so training with "
+                         "attn_dropout > 0 runs its body written out (jraph.segment_softmax, dropout on the weights, "
+                         "jraph.segment_sum); the attention dot products are per edge (jraph.GAT's logit function "
+                         "sees the gathered sender/receiver queries)"
+                         + ("; self-loops put into the GraphsTuple once" if cached
+                            else "; self-loops concatenated every forward"))
+        elif spec.name == "sage":
+            notes.append("sage: jraph.GraphConvolution(update_node_fn=X W_neigh, mean aggregation, no self edges, no "
+                         "normalisation) + X W_root + b (neighbour mean after W_neigh: GraphConvolution transforms, "
+                         "then aggregates); " + (
+                             "norm_policy=cached: mean = jraph.segment_sum x 1/deg computed once in prepare" if cached
+                             else "norm_policy=recompute: mean = jraph.segment_mean (counts the in-degrees every "
+                                  "forward, summing a ones array as wide as the messages)"))
+        return notes
+
+
+_DENSE_NOTE = ("features=dense: GraphsTuple.nodes is one dense float32 jax array (jraph has no sparse "
+               "node-feature path)")
+_DROPOUT_NOTE = ("dropout: jax.random.bernoulli keep-mask, x / (1 - p) (as hk.dropout and flax's Dropout; jraph "
+                 "has none), a fresh key per step split from PRNGKey(seed), one fold_in per dropout site")
+_JIT_NOTE = ("jit: the training step is one jax.jit (parameters, optimiser state and key donated), compiled on "
+             "its first call (the first warm-up epoch); the eval forward is compiled ahead of time in prepare "
+             "(jit(...).lower(...).compile()), so infer never compiles")
+
+
+class JraphGraphAdapter(JraphAdapter):
+    """GIN graph classification in mini-batches: per-graph GraphsTuples, ``jraph.batch_np`` and
+    ``jraph.pad_with_graphs`` to one budget per training batch (see the module docstring)."""
+
+    models = ("gin",)
+
+    def prepare(self, gs, spec, device, seed, weights):
+        self._check(spec, device)
         jax, jnp, jraph, optax = _import()
         self.spec, self.gs = spec, gs
         self._graphs = []
@@ -520,29 +636,20 @@ class JraphAdapter(Adapter):
                 "edge_index": np.stack([g.senders[:ne], g.receivers[:ne]]).astype(np.int64),
                 "batch": np.repeat(np.arange(k), g.n_node[:k])}
 
-    # ---- verify-only hooks (see gnnbench.protocol) ---------------------------------------------
-    def num_parameters(self) -> int:
-        """Trainable scalars: every leaf of the parameter pytree that jax.grad and optax update."""
-        import jax
-        return int(sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(self.params)))
+    def logits(self):
+        return np.asarray(self._eval_all(self.params, self.state, self._all_graph))[:self.gs.num_graphs]
 
-    def _mask_shapes(self) -> dict:
-        from gnnbench.weights import gat_heads, layer_dims
-        g, spec = self.graph_, self.spec
-        dims = layer_dims(spec, g.num_features, g.num_classes)
-        shapes = {f"input.{k}": (g.num_nodes, din) for k, (din, _) in enumerate(dims)}
-        if spec.name == "gat":
-            shapes.update({f"attn.{k}": (g.edge_index.shape[1] + g.num_nodes, gat_heads(spec, k))
-                           for k in range(len(dims))})
-        return shapes
+    def infer(self):
+        self._pending = self._eval_test(self.params, self.state, self._test_graph)
 
+    def evaluate(self):
+        pred = self.logits().argmax(axis=1)
+        return {k: float((pred[i] == self.gs.y[i]).mean())
+                for k, i in (("train", self.gs.train_idx), ("test", self.gs.test_idx))}
+
+    # ---- verify-only hooks: GIN's one dropout site, 'head' (before the classifier's last matmul) ----
     def set_dropout_masks(self, masks) -> None:
-        """Dropout sites take ``masks`` (x * mask / (1 - p)) from the next step on, or the library's own
-        dropout again (None); the step is recompiled to return the cross-entropy gradients too."""
-        import jax
-        if masks is None:
-            self._masks = None
-        elif self.spec.task == "graph":
+        if masks is not None:
             masks = dict(masks)
             head = masks.pop("head", None)
             if masks or head is None:
@@ -551,82 +658,11 @@ class JraphAdapter(Adapter):
             head = np.asarray(head, np.float32)
             if head.ndim != 2 or head.shape[1] != self.spec.hidden or head.shape[0] >= self._train_budget[2]:
                 raise ValueError(f"dropout mask 'head': shape {head.shape} is not [G, {self.spec.hidden}]")
-            padded = np.ones((self._train_budget[2], self.spec.hidden), np.float32)   # padding graphs: kept
-            padded[:head.shape[0]] = head
-            self._masks = jax.device_put({"head": padded})
-        else:
-            masks = check_masks(masks, self._mask_shapes())
-            if self.spec.name == "gat":
-                g, n = self.graph_, self.graph_.num_nodes
-                src, dst = np.asarray(self.data["graph"].senders), np.asarray(self.data["graph"].receivers)
-                if self.spec.norm_policy != "cached":      # the forward appends one self-loop per node
-                    src, dst = np.concatenate([src, np.arange(n)]), np.concatenate([dst, np.arange(n)])
-                perm = edge_permutation(*canonical_attention_edges(g.edge_index, n), src, dst, n)
-                masks = {k: (m[perm] if k.startswith("attn.") else m) for k, m in masks.items()}
-            self._masks = jax.device_put(masks)
-        self._grads = None
-        self._step = self._make_step(record=True)
-
-    def gradients(self) -> dict:
-        """Cross-entropy gradients of the last (verify) step: taken before optax adds weight decay."""
-        if self._grads is None:
-            raise RuntimeError("gradients(): call set_dropout_masks(...) (masks or None) and then run a training "
-                               "step: only the verify step returns gradients")
-        return {k: np.array(v) for k, v in self._grads.items()}
+            masks = {"head": np.ones((self._train_budget[2], self.spec.hidden), np.float32)}   # padding: kept
+            masks["head"][:head.shape[0]] = head
+        self._use_masks(masks)
 
     def dropout_sample(self, site: str, shape: tuple):
-        """The dropout the step applies at ``site`` (``dropout``: bernoulli keep-mask, / (1 - p), its rate)
-        in training mode, on ones(shape)."""
-        jax, jnp, _, _ = _import()
-        kind, _, k = site.partition(".")
-        spec = self.spec
-        if spec.task == "graph":
-            if site != "head":
-                raise ValueError(f"unknown dropout site '{site}' (GIN has only 'head')")
-            rate = spec.dropout
-        elif kind == "input" and k.isdigit() and int(k) < spec.layers:
-            rate = spec.dropout
-        elif kind == "attn" and spec.name == "gat" and k.isdigit() and int(k) < spec.layers:
-            rate = spec.attn_dropout
-        else:
-            raise ValueError(f"unknown dropout site '{site}'")
-        self._sample_key, key = jax.random.split(self._sample_key)
-        return np.asarray(dropout(jax, jnp, key, jnp.ones(tuple(int(s) for s in shape), jnp.float32), rate))
-
-    # ---- notes ------------------------------------------------------------------------------------
-    @staticmethod
-    def _model_notes(spec) -> list[str]:
-        cached = spec.norm_policy == "cached"
-        notes = [_optimizer_note(spec), _DENSE_NOTE + "; input dropout on every element", _DROPOUT_NOTE, _JIT_NOTE]
-        if spec.name == "gcn":
-            notes.append("gcn: jraph.GraphConvolution(update_node_fn=X W) + bias; " + (
-                "norm_policy=cached: self-loops in the GraphsTuple and D^-1/2 computed once in prepare (numpy), "
-                "the layer run with symmetric_normalization=False and D^-1/2 applied before and after its "
-                "segment_sum (jraph's own two scalings, without recounting the degrees)" if cached else
-                "norm_policy=recompute: the layer's add_self_edges=True, symmetric_normalization=True (degrees "
-                "counted with segment_sum every forward)"))
-        elif spec.name == "gat":
-            notes.append("gat: jraph.GAT(query = X W as [N, heads, F], logit = LeakyReLU(a_src.q_j + a_dst.q_i), "
-                         "identity node update) in eval; jraph.GAT has no attention dropout, so training with "
-                         "attn_dropout > 0 runs its body written out (jraph.segment_softmax, dropout on the weights, "
-                         "jraph.segment_sum); the attention dot products are per edge (jraph.GAT's logit function "
-                         "sees the gathered sender/receiver queries)"
-                         + ("; self-loops put into the GraphsTuple once" if cached
-                            else "; self-loops concatenated every forward"))
-        elif spec.name == "sage":
-            notes.append("sage: jraph.GraphConvolution(update_node_fn=X W_neigh, mean aggregation, no self edges, no "
-                         "normalisation) + X W_root + b (neighbour mean after W_neigh: GraphConvolution transforms, "
-                         "then aggregates); " + (
-                             "norm_policy=cached: mean = jraph.segment_sum x 1/deg computed once in prepare" if cached
-                             else "norm_policy=recompute: mean = jraph.segment_mean (counts the in-degrees every "
-                                  "forward, summing a ones array as wide as the messages)"))
-        return notes
-
-
-_DENSE_NOTE = ("features=dense: GraphsTuple.nodes is one dense float32 jax array (jraph has no sparse "
-               "node-feature path)")
-_DROPOUT_NOTE = ("dropout: jax.random.bernoulli keep-mask, x / (1 - p) (as hk.dropout and flax's Dropout; jraph "
-                 "has none), a fresh key per step split from PRNGKey(seed), one fold_in per dropout site")
-_JIT_NOTE = ("jit: the training step is one jax.jit (parameters, optimiser state and key donated), compiled on "
-             "its first call (the first warm-up epoch); the eval forward is compiled ahead of time in prepare "
-             "(jit(...).lower(...).compile()), so infer never compiles")
+        if site != "head":
+            raise ValueError(f"unknown dropout site '{site}' (GIN has only 'head')")
+        return self._own_dropout(self.spec.dropout, shape)

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("jraph") is None,
 
 CHILD = textwrap.dedent(r"""
     import json, sys, time
-    from gnnbench.adapters.jraph import JraphAdapter, xla_threads
+    from gnnbench.adapters.jraph import JraphAdapter, JraphGraphAdapter, xla_threads
     from gnnbench.datasets import load_graph
     from gnnbench.specs import get_spec
     from gnnbench.verify import check
@@ -70,7 +70,9 @@ CHILD = textwrap.dedent(r"""
     gs = load_graph("mutag", job["data"], node_attributes=gspec.node_attributes, fold=gspec.fold,
                     num_folds=gspec.num_folds)
     t0 = time.perf_counter()
-    out["verify"]["gin"] = check(JraphAdapter(), gspec, gs)
+    out["task_classes"] = [JraphAdapter.for_task(t) is c for t, c in
+                           (("node", JraphAdapter), ("graph", JraphGraphAdapter), ("sampled", None))]
+    out["verify"]["gin"] = check(JraphGraphAdapter(), gspec, gs)
     out["seconds"]["gin"] = time.perf_counter() - t0
 
     out["train"] = []
@@ -172,6 +174,11 @@ def test_dropout_is_active_in_training(first):
     assert abs(gat["losses"][0] - first["verify"]["gat"]["loss"]) > 1e-4
 
 
+def test_one_class_per_task(first):
+    """The node class (registered) for gcn/gat/sage, its graph-task subclass for GIN, none for sampling."""
+    assert first["task_classes"] == [True, True, True], first["task_classes"]
+
+
 def test_no_torch_or_tensorflow_in_the_jax_process(first):
     assert first["modules"] == [], first["modules"]
 
@@ -199,6 +206,10 @@ def test_no_sparse_feature_layout():
     why = a.unsupported_spec(get_spec("gcn", "cora", {"features": "sparse"}))
     assert why and "GraphsTuple" in why, why
     assert "sampler" in a.unsupported("sage-sampled")
+    from gnnbench.adapters.jraph import JraphGraphAdapter
+    g = JraphGraphAdapter()
+    assert "GraphsTuple" in g.unsupported_spec(get_spec("gin", "mutag", {"features": "sparse"}))
+    assert g.unsupported("gin") is None and g.unsupported("gcn") is not None
 
 
 def test_not_installed(monkeypatch):

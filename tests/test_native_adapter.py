@@ -72,12 +72,16 @@ def test_hooks_are_implemented_and_timed_build_untouched(built, cora):
 
 def test_verify_gin_and_sampled(built, data_dir, cora):
     from gnnbench.datasets import load_graph
+    from gnnbench.adapters.native.graph import NativeGraphAdapter
+    from gnnbench.adapters.native.sampled import NativeSampledAdapter
     mutag = load_graph("mutag", data_dir)
-    a = NativeAdapter()
+    assert NativeAdapter.for_task("graph") is NativeGraphAdapter and NativeAdapter.for_task("node") is NativeAdapter
+    a = NativeGraphAdapter()
     a.set_threads(1)                                    # as `gnnbench verify` runs graph-task cells
     res = check(a, get_spec("gin", "mutag"), mutag)
     assert res["passed"] and res["batch_matches"] and set(res["dropout"]) == {"head"}, res
-    res = check(NativeAdapter(), get_spec("sage-sampled", "cora"), cora)
+    assert NativeAdapter.for_task("sampled") is NativeSampledAdapter
+    res = check(NativeSampledAdapter(), get_spec("sage-sampled", "cora"), cora)
     assert res["passed"] and res["logits_max_abs_diff"] < 1e-5, res
 
 
@@ -188,7 +192,12 @@ def test_sparse_layout_only_for_node_models():
     from gnnbench.specs import get_spec as gs
     a = NativeAdapter()
     assert "sparse" in a.feature_layouts
-    assert a.unsupported_spec(gs("gin", "mutag", {"features": "sparse"})) is not None
+    assert a.unsupported_spec(gs("gcn", "cora", {"features": "sparse"})) is None
+    for model, data in (("gin", "mutag"), ("sage-sampled", "cora")):
+        spec = gs(model, data, {"features": "sparse"})
+        task_class = NativeAdapter.for_task(spec.task)
+        assert task_class is not NativeAdapter and issubclass(task_class, NativeAdapter)
+        assert "node models" in task_class().unsupported_spec(spec)
 
 
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage"])

@@ -1,5 +1,11 @@
 """Native baseline: GCN, GAT and GraphSAGE on our own sparse kernels.
 
+One class per task (``for_task``): ``NativeAdapter`` here is the registered class, with what
+belongs to the library (building and loading the kernels, versions, the build notes) and the
+full-batch node task (gcn, gat, sage; ``NodeTask`` in ``gnnbench.protocol``);
+``graph.NativeGraphAdapter`` runs GIN graph classification and ``sampled.NativeSampledAdapter``
+neighbour-sampled GraphSAGE, both subclasses of it.
+
 Dense parts are torch (GEMMs, cross-entropy, torch.optim.Adam); every sparse
 part runs in our kernels (``csrc/``: C++/OpenMP on the CPU, CUDA C++ for
 sm_90 on GPUs), wrapped as torch.autograd.Functions in ``ops``:
@@ -18,6 +24,11 @@ sm_90 on GPUs), wrapped as torch.autograd.Functions in ``ops``:
   zero, so this is dense dropout's distribution) and the first layer a sparse x dense
   product in our kernel.
 
+Weights: the node and sampled tasks keep their parameters under the canonical names and in the
+canonical layout (``gnnbench.weights``: weights in x out), one leaf tensor per entry, so loading
+and ``parameters()`` are copies with no name table; GIN's are torch modules, mapped by
+``_graphtask.load_gin`` / ``gin_parameters`` as in PyG and DGL.
+
 Dropout is counter-based (hash of seed, step, site and element index), so
 masks are reproducible per seed and never stored: every element is kept with
 probability 1 - p, survivors scaled by 1 / (1 - p).
@@ -35,11 +46,13 @@ import numpy as np
 
 from gnnbench.protocol import Availability
 
-from .._graphtask import GraphTaskMixin, gin_net, gin_parameters
 from .._torch import TorchAdapter, make_optimizer
-from .sampled import SampledSAGEMixin
 
 _SITES = 16                        # dropout sites per step (ctr = step * _SITES + site)
+SAMPLE_CTR = 1 << 40               # dropout_sample's counters start here: no training step uses them
+HASH_DROPOUT_NOTE = ("dropout: our counter-based hash RNG (csrc/rng.h: splitmix64 key per seed/step/site, "
+                     "lowbias32 hash per element, kept iff u32 >= round(p 2^32): Bernoulli(1-p), survivors x "
+                     "1/(1-p)), fused into the kernels' epilogues, masks recomputed in backward")
 
 
 def site_offset(site: str, layers: int) -> int:
@@ -57,7 +70,9 @@ def site_offset(site: str, layers: int) -> int:
     return off
 
 
-class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
+class NativeAdapter(TorchAdapter):
+    """The library and its node task: full-batch gcn, gat, sage."""
+
     name = "native"
     library = "torch"
     install_hint = "needs a C++ compiler (g++/clang++), ninja (pip install ninja) and torch; nvcc for CUDA"
@@ -68,11 +83,17 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
                    "(dropout, SpMM/attention, bias and activation in one pass) behind torch.autograd.Function; "
                    "the row stands for those kernels, not for what inductor makes of the torch ops around them")
 
+    @classmethod
+    def for_task(cls, task):
+        from .graph import NativeGraphAdapter
+        from .sampled import NativeSampledAdapter
+        return {"node": NativeAdapter, "graph": NativeGraphAdapter, "sampled": NativeSampledAdapter}.get(task)
+
     def __init__(self):
         self._lib = None
         self._build_info: list[str] = []
 
-    # --- availability and build -------------------------------------------------
+    # --- the library: availability, build, versions (every task) ---------------------------
     def available(self):
         """Builds (or loads the cached build of) the CPU kernels: a failed build
         makes the cell 'skipped' with the compiler's one-line reason."""
@@ -108,23 +129,20 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         return v
 
     def notes(self):
-        from .._torch import optimizer_note
-        out = list(self._build_info)
+        """The kernels' build, then what the task class says about the prepared model (``_task_notes``)."""
         spec = getattr(self, "spec", None)
-        if spec is None:
-            return out
-        if spec.task == "node":
-            if self._sparse_x is not None:
-                out.append(f"features: sparse: X kept in CSR ({self._density:.2%} non-zero), dropout on the non-zeros "
-                           "only (zeros stay zero: dense dropout's distribution), first layer sparse x dense in our "
-                           "kernel")
-            else:
-                out.append(f"features: dense: the float32 {self.x.shape[0]}x{self.x.shape[1]} matrix every library "
-                           f"gets ({self._density:.2%} non-zero), dropout on every element, first layer a dense "
-                           "GEMM (torch.mm)")
-        elif spec.task == "sampled":
-            out.append("features: dense rows gathered per batch, dropout on every element")
-        if spec.name == "sage" and spec.task == "node":
+        return list(self._build_info) + ([] if spec is None else self._task_notes(spec))
+
+    def _task_notes(self, spec) -> list[str]:
+        from .._torch import optimizer_note
+        if self._sparse_x is not None:
+            out = [f"features: sparse: X kept in CSR ({self._density:.2%} non-zero), dropout on the non-zeros "
+                   "only (zeros stay zero: dense dropout's distribution), first layer sparse x dense in our kernel"]
+        else:
+            out = [f"features: dense: the float32 {self.x.shape[0]}x{self.x.shape[1]} matrix every library "
+                   f"gets ({self._density:.2%} non-zero), dropout on every element, first layer a dense "
+                   "GEMM (torch.mm)"]
+        if spec.name == "sage":
             out.append("SAGE computed as mean(H W_neigh) + H W_root (linearity; one GEMM with [W_neigh|W_root])")
             out.append("SAGE 1/deg: " + ("recomputed from the CSR degrees every forward (norm_policy recompute, as "
                                          "the libraries do)" if spec.norm_policy == "recompute" else
@@ -134,27 +152,21 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
             out.append("GCN 1/sqrt(d_i d_j): " + ("recomputed from the CSR degrees every forward (norm_policy "
                                                   "recompute)" if spec.norm_policy == "recompute" else
                                                   "precomputed once in prepare (norm_policy cached)"))
-        if spec.name == "sage" and spec.task == "sampled":
-            out.append("sampled SAGE 1/deg: computed per sampled block (it depends on the sample)")
         if spec.norm_policy == "recompute" and spec.name == "gat":
             out.append("GAT has no normalisation to recompute; self-loops are part of the CSR built in prepare")
-        if spec.task == "graph":
-            out.append("dropout (GIN head): torch.nn.Dropout (torch's Bernoulli), as PyG and DGL")
-        else:
-            out.append("dropout: our counter-based hash RNG (csrc/rng.h: splitmix64 key per seed/step/site, "
-                       "lowbias32 hash per element, kept iff u32 >= round(p 2^32): Bernoulli(1-p), survivors x "
-                       "1/(1-p)), fused into the kernels' epilogues, masks recomputed in backward")
-        if spec.task != "graph":
-            out.append(optimizer_note(spec))
-        return out
+        return out + [HASH_DROPOUT_NOTE, optimizer_note(spec)]
 
-    def unsupported_spec(self, spec):
-        why = super().unsupported_spec(spec)
-        if why is None and getattr(spec, "features", "dense") == "sparse" and spec.task != "node":
-            return f"native: features=sparse is offered for full-graph node models only, not task '{spec.task}'"
-        return why
+    def _kernels(self, device):
+        """The timed build of our kernels for ``device`` (CUDA or CPU)."""
+        import torch
+        return self._load("cuda") if torch.device(device).type == "cuda" else (self._lib or self._load("cpu"))
 
-    # --- setup ------------------------------------------------------------------------
+    def _next_sample_ctr(self) -> int:
+        """A fresh dropout counter for ``dropout_sample`` (one no training step uses)."""
+        self._sample_ctr = getattr(self, "_sample_ctr", 0) + 1
+        return SAMPLE_CTR + self._sample_ctr
+
+    # --- node task: setup ---------------------------------------------------------------
     def prepare(self, graph, spec, device, seed, weights):
         import torch
 
@@ -163,21 +175,12 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
 
         from .ops import Csr, SparseFeatures
 
-        if spec.task == "sampled":
-            return self.prepare_sampled(graph, spec, device, seed, weights)
-        if spec.task == "graph":
-            self.lib = self._load("cuda") if torch.device(device).type == "cuda" else (self._lib or self._load("cpu"))
-            self._head_dropout = None
-            return self.prepare_graphs(graph, spec, device, seed, weights)
         torch.manual_seed(seed)
         self.device = torch.device(device)
         self.spec = spec
         self.seed = int(seed) & (2**63 - 1)
         self.step_count = 0
-        if self.device.type == "cuda":
-            self.lib = self._load("cuda")
-        else:
-            self.lib = self._lib or self._load("cpu")
+        self.lib = self._kernels(self.device)
         dev, n = self.device, graph.num_nodes
         ei = graph.edge_index
         self.recompute = spec.norm_policy == "recompute"
@@ -192,7 +195,7 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
             w = 1.0 / np.maximum(deg, 1.0)[ei[1]]
             self.g = Csr.build(ei[0], ei[1], n, w, dev)
         else:
-            raise ValueError(f"native adapter has no model '{spec.name}'")
+            raise ValueError(f"native adapter has no node model '{spec.name}'")
         if self.recompute and spec.name in ("gcn", "sage"):
             self.g = self.g.with_weights(None, None)            # weights derived from degrees every step
 
@@ -221,7 +224,7 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
 
-    # --- model ------------------------------------------------------------------------
+    # --- node task: model ---------------------------------------------------------------
     def _graph(self):
         """The graph with its weights; under norm_policy 'recompute' they are derived
         from the degrees here, every forward (GCN: 1/sqrt(d_i d_j); SAGE: 1/d_i)."""
@@ -284,7 +287,7 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
                     h = ops.epilogue(out.view(-1, heads * fo), lib, P[pre + "bias"], act, p_next, seed, ctr_next)
         return h
 
-    # --- protocol -----------------------------------------------------------------------
+    # --- node task: protocol ------------------------------------------------------------
     def train_step(self):
         import torch.nn.functional as F
         self.optimizer.zero_grad(set_to_none=True)
@@ -297,30 +300,24 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
 
     def _eval_logits(self):
         import torch
-        if self.spec.task == "sampled":
-            return self.full_logits()
         with torch.no_grad():
             return self._forward(training=False)
 
+    def infer(self):
+        self._eval_logits()
+
+    def logits(self):
+        return self._eval_logits().detach().cpu().numpy()
+
     def parameters(self):
-        if self.spec.task == "graph":
-            return self.gin_params()
-        if self.spec.task == "sampled":
-            return {k: v.detach().numpy().copy() for k, v in self.params.items()}
         return {k: v.detach().cpu().numpy().copy() for k, v in self.params.items()}
 
     # --- verify-only hooks (gnnbench.protocol); nothing here runs in a timed step -----------------
     def set_dropout_masks(self, masks):
-        """Node models: swap in the verify build of our kernels (the same sources, -DGNB_MASKED) with
-        the masks as its draws, in each kernel's own element order; None: back to the timed build.
-        GIN: the classifier's nn.Dropout is replaced by a module applying the mask."""
+        """Swap in the verify build of our kernels (the same sources, -DGNB_MASKED) with the masks as
+        its draws, in each kernel's own element order; None: back to the timed build."""
         import torch
         spec = self.spec
-        if spec.task == "graph":
-            return self._set_head_mask(masks)
-        if spec.task == "sampled":
-            raise NotImplementedError("native sage-sampled: samples differ by library, only full-graph logits are "
-                                      "verified")
         if masks is None:
             self.lib = self._timed_lib
             return
@@ -361,24 +358,9 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         src, dst = np.concatenate([ei[0], loops]), np.concatenate([ei[1], loops])
         return np.lexsort((src, dst))
 
-    def _set_head_mask(self, masks):
-        import torch
-        drop = self.head[2]
-        orig = getattr(self, "_head_dropout", None) or drop
-        self._head_dropout = orig
-        if masks is None:
-            self.head[2] = orig
-            return
-        extra = set(masks) - {"head"}
-        if extra:
-            raise ValueError(f"native gin: no dropout site(s) {sorted(extra)}")
-        self.head[2] = _MaskDropout(torch.from_numpy(np.asarray(masks["head"], np.float32)).to(self.device), orig.p)
-
     def gradients(self):
         """Gradients of the last step's cross-entropy (the optimiser adds weight decay itself and
         leaves .grad as it is), in the canonical layout."""
-        if self.spec.task == "graph":
-            return gin_parameters(self.spec, self.mlps, self.head, grad=True)
         out = {}
         for k, v in self.params.items():
             out[k] = (np.zeros(tuple(v.shape), np.float32) if v.grad is None
@@ -386,8 +368,6 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         return out
 
     def num_parameters(self):
-        if self.spec.task == "graph":
-            return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
         return int(sum(v.numel() for v in self.params.values() if v.requires_grad))
 
     def dropout_sample(self, site, shape):
@@ -395,26 +375,13 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
         import torch
 
         from . import ops
-        spec = self.spec
+        spec, lib = self.spec, self._timed_lib
         shape = tuple(int(s) for s in shape)
-        if spec.task == "graph":
-            if site != "head":
-                raise ValueError(f"native gin: no dropout site '{site}'")
-            d = getattr(self, "_head_dropout", None) or self.head[2]
-            was = d.training
-            d.train()
-            try:
-                with torch.no_grad():
-                    return d(torch.ones(shape, device=self.device)).cpu().numpy()
-            finally:
-                d.train(was)
-        lib = self._timed_lib if spec.task == "node" else self.lib
         kind, _, num = site.partition(".")
         if kind not in ("input", "attn") or not num.isdigit() or int(num) >= spec.layers:
             raise ValueError(f"native: unknown dropout site '{site}'")
         i = int(num)
-        self._sample_ctr = getattr(self, "_sample_ctr", 0) + 1
-        seed, ctr = self.seed, (1 << 40) + self._sample_ctr          # a counter no training step uses
+        seed, ctr = self.seed, self._next_sample_ctr()
         dev = self.device
         with torch.no_grad():
             if kind == "attn":
@@ -429,7 +396,7 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
                                   seed, ctr)[0]
                 return out.reshape(shape).cpu().numpy()
             p = float(spec.dropout)
-            if spec.task == "node" and i == 0 and self._sparse_x is not None:
+            if i == 0 and self._sparse_x is not None:
                 total = int(np.prod(shape))                         # CSR of ones, one non-zero per row
                 rowptr = torch.arange(total + 1, dtype=torch.int64, device=dev)
                 col = torch.zeros(total, dtype=torch.int32, device=dev)
@@ -437,7 +404,7 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
                 return lib.csr_mm(rowptr, col, val, torch.ones((1, 1), device=dev), p, seed, ctr).reshape(
                     shape).cpu().numpy()
             ones = torch.ones(shape, device=dev)
-            if i == 0 or spec.task == "sampled":
+            if i == 0:
                 return lib.epilogue(ones, None, ops.ACT_NONE, p, seed, ctr).cpu().numpy()   # = ops.dropout
             if spec.name == "gat":                                  # hidden GAT layers: ELU epilogue
                 return lib.epilogue(ones, None, ops.ACT_ELU, p, seed, ctr).cpu().numpy()
@@ -445,68 +412,3 @@ class NativeAdapter(SampledSAGEMixin, GraphTaskMixin, TorchAdapter):
             rowptr = torch.arange(n + 1, dtype=torch.int64, device=dev)
             col = torch.arange(n, dtype=torch.int32, device=dev)
             return lib.spmm(rowptr, col, None, ones, None, None, ops.ACT_RELU, p, seed, ctr, None).cpu().numpy()
-
-    # --- graph task: our own collation (numpy, straight into the kernels' CSR), our SpMM for the
-    # neighbour sum and the readout, torch for the MLPs (the same modules as PyG's and DGL's)
-    def build_gin(self, gs, spec, mlps, head):
-        import torch
-
-        from .ops import gin_aggregate, gin_readout
-        lib = self.lib
-
-        def forward(m, b):
-            h = b.x
-            for mlp in m.convs:
-                h = mlp(gin_aggregate(h, b, lib, spec.eps))
-            return m.head(gin_readout(h, b, lib))
-
-        return gin_net(mlps, head, forward)
-
-    def train_batch(self, batch):
-        if self.spec.task == "sampled":
-            return self.train_sampled(batch)
-        return super().train_batch(batch)
-
-    def batch_stats(self, batch) -> dict:
-        return self.sampled_stats(batch)
-
-    def collate(self, ids):
-        if self.spec.task == "sampled":
-            return self.sample(ids)
-        from gnnbench.batching import collate
-
-        from .ops import GraphBatch
-        return GraphBatch.build(collate(self.gs, ids), self.spec.readout == "mean", self.device)
-
-    def batch_y(self, batch):
-        return batch.y
-
-    def batch_arrays(self, batch) -> dict:
-        import numpy as np
-        rowptr = batch.rowptr.cpu().numpy()
-        src = np.repeat(np.arange(rowptr.size - 1), np.diff(rowptr))
-        return {"x": batch.x.cpu().numpy(), "edge_index": np.stack([src, batch.col.cpu().numpy().astype(np.int64)]),
-                "batch": batch.batch.cpu().numpy()}
-
-
-class _MaskDropout:
-    """Verify only: GIN's classifier dropout with an injected keep-mask, x * mask / (1 - p) with the
-    replaced nn.Dropout's own p in training mode, identity in eval mode."""
-
-    def __new__(cls, mask, p):
-        import torch
-
-        class MaskDropout(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.register_buffer("mask", mask)
-                self.p = float(p)
-
-            def forward(self, x):
-                if not self.training:
-                    return x
-                if tuple(x.shape) != tuple(self.mask.shape):
-                    raise ValueError(f"native gin: head mask {tuple(self.mask.shape)} for a batch {tuple(x.shape)}")
-                return x * self.mask / (1.0 - self.p)
-
-        return MaskDropout()

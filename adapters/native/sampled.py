@@ -1,23 +1,28 @@
-"""Neighbour-sampled GraphSAGE on the native kernels: our own sampler (``csrc/sampler.cpp``,
-C++/OpenMP, uniform without replacement, counter-based RNG), blocks in CSR with their
-transposes, the bipartite mean aggregation in our SpMM, torch for the GEMMs and Adam.
-
-Mixed into ``NativeAdapter`` for ``spec.task == 'sampled'``; CPU only (the sampler has no
-CUDA version yet).
+"""Neighbour-sampled GraphSAGE on the native kernels (the ``sampled`` task, ``SampledTask`` in
+``gnnbench.protocol``): our own sampler (``csrc/sampler.cpp``, C++/OpenMP, uniform without
+replacement, counter-based RNG), blocks in CSR with their transposes, the bipartite mean
+aggregation in our SpMM, torch for the GEMMs and Adam. CPU only (the sampler has no CUDA
+version yet).
 """
 from __future__ import annotations
 
 import numpy as np
 
-_SITES = 16
+from . import _SITES, HASH_DROPOUT_NOTE, NativeAdapter
 
 
-class SampledSAGEMixin:
-    def prepare_sampled(self, graph, spec, device, seed, weights):
+class NativeSampledAdapter(NativeAdapter):
+    models = ("sage-sampled",)
+    feature_layouts = ("dense",)
+    sparse_features_why = ("the sparse input path (CSR features, sparse x dense first layer) is the full-graph node "
+                           "models' (gcn, gat, sage); the sampled task gathers dense feature rows per batch")
+
+    def prepare(self, graph, spec, device, seed, weights):
         import torch
 
         from gnnbench.specs import fanouts
 
+        from .._torch import make_optimizer
         from .ops import Block
         if torch.device(device).type != "cpu":
             raise ValueError("native neighbour sampler is CPU-only")
@@ -39,14 +44,13 @@ class SampledSAGEMixin:
         self.x = torch.from_numpy(graph.x)
         self.y = torch.from_numpy(graph.y)
         self.params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in weights.items()}
-        from .._torch import make_optimizer
         self.optimizer = make_optimizer(self.params.values(), spec)
         everyone = torch.arange(n, dtype=torch.int64)
         self.full = Block.from_sampler(self.lib.sample_layer(self.rowptr, self.col, everyone, -1, 0, 0, self.pos), n)
         self._loss = None
 
     # the harness's batch of seed nodes -> blocks (output layer sampled first) + gathered features
-    def sample(self, ids):
+    def collate(self, ids):
         import torch
 
         from .ops import Block
@@ -73,7 +77,7 @@ class SampledSAGEMixin:
             h = sage_block_mean(P, b, self.lib, self.params[p + "bias"], ACT_NONE if k == last else ACT_RELU)
         return h
 
-    def train_sampled(self, batch):
+    def train_batch(self, batch):
         import torch.nn.functional as F
         x, blocks, y = batch
         self.optimizer.zero_grad(set_to_none=True)
@@ -83,12 +87,37 @@ class SampledSAGEMixin:
         self.step_count += 1
         self._loss = loss.detach()
 
-    def sampled_stats(self, batch) -> dict:
+    def batch_stats(self, batch) -> dict:
         x, blocks, y = batch
         return {"seed_nodes": int(y.numel()), "input_nodes": int(x.shape[0]),
                 "edges": int(sum(b.num_edges for b in blocks))}
 
-    def full_logits(self):
+    def _eval_logits(self):
+        """Full-graph inference: every node's whole neighbourhood, one block per layer."""
         import torch
         with torch.no_grad():
             return self._sage(self.x, [self.full] * len(self.fanouts), False)
+
+    def _task_notes(self, spec) -> list[str]:
+        from .._torch import optimizer_note
+        return ["features: dense rows gathered per batch, dropout on every element",
+                "sampled SAGE 1/deg: computed per sampled block (it depends on the sample)",
+                HASH_DROPOUT_NOTE, optimizer_note(spec)]
+
+    # --- verify-only hooks: verify compares the full-graph logits only (samples differ by library) ----
+    def set_dropout_masks(self, masks):
+        raise NotImplementedError("native sage-sampled: samples differ by library, only full-graph logits are "
+                                  "verified")
+
+    def dropout_sample(self, site, shape):
+        """The timed dropout (``ops.dropout``: the epilogue kernel, no activation) at ``input.<i>``."""
+        import torch
+
+        from .ops import ACT_NONE
+        kind, _, num = site.partition(".")
+        if kind != "input" or not num.isdigit() or int(num) >= self.spec.layers:
+            raise ValueError(f"native: unknown dropout site '{site}'")
+        with torch.no_grad():
+            ones = torch.ones(tuple(int(s) for s in shape))
+            return self.lib.epilogue(ones, None, ACT_NONE, float(self.spec.dropout), self.seed,
+                                     self._next_sample_ctr()).numpy()
