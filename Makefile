@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # (gnnbench then downloads the raw files into ~/.cache/gnnbench; a folder that does not exist is an error).
 DATA    ?= $(if $(GNNBENCH_DATA),$(GNNBENCH_DATA),$(wildcard $(abspath ../shared/datasets)))
 
-.PHONY: install install-sampling bench test overhead clean
+.PHONY: install install-sampling bench test test-fast overhead clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ bench: install
 
 test: install install-sampling
 	GNNBENCH_DATA=$(DATA) $(BIN)/python -m pytest -q --durations=15 tests
+
+# The fast loop while developing: every test not marked heavy (no training in child processes, no Ray,
+# no CUDA compile, no GPU-check pipeline); under a minute here once the native kernels are built.
+test-fast: install
+	GNNBENCH_DATA=$(DATA) $(BIN)/python -m pytest -q -m "not heavy" tests
 
 overhead: install
 	GNNBENCH_DATA=$(DATA) $(BIN)/python benchmarks/overhead.py

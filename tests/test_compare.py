@@ -101,6 +101,7 @@ def test_bootstrap_ci_coverage_under_the_null():
 # --- verdicts on real runs ----------------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_same_tree_twice_is_unchanged(runs):
     p = _compare(runs["base"], runs["same"], "--format", "json")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -109,6 +110,7 @@ def test_same_tree_twice_is_unchanged(runs):
     assert 0.9 < cell["ratio"] < 1.1
 
 
+@pytest.mark.heavy
 def test_twenty_percent_slowdown_is_regressed(runs):
     p = _compare(runs["base"], runs["slow"], "--format", "json")
     assert p.returncode == 1, p.stdout + p.stderr
@@ -126,6 +128,7 @@ def test_twenty_percent_slowdown_is_regressed(runs):
     assert p.returncode == 0, p.stdout
 
 
+@pytest.mark.heavy
 def test_markdown_table_for_a_pull_request(runs, tmp_path):
     out = tmp_path / "cmp.md"
     p = _compare(runs["base"], runs["slow"], "--out", out)
@@ -226,6 +229,7 @@ def test_seeds_are_pooled_per_cell(runs):
 # --- bad input ----------------------------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_bad_input_exits_2_with_one_line(runs, tmp_path):
     p = _compare(tmp_path / "nope.jsonl", runs["base"])
     assert p.returncode == 2 and "results file not found" in p.stderr

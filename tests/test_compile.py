@@ -16,6 +16,8 @@ from gnnbench.weights import init_weights
 
 from conftest import DATA_DIR, run_cli
 
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
+
 
 def test_compile_off_leaves_the_spec_hash_of_older_records():
     spec = dataclasses.asdict(get_spec("gcn", "cora"))

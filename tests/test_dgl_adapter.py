@@ -55,6 +55,7 @@ def plain_import():
     return _probe("plain")
 
 
+@pytest.mark.heavy
 def test_import_dgl_stubs_graphbolt_when_it_cannot_load(plain_import):
     r = plain_import
     assert r["version"].startswith("2.")
@@ -68,6 +69,7 @@ def test_import_dgl_stubs_graphbolt_when_it_cannot_load(plain_import):
         assert "GraphBolt is unavailable" in r["attr_error"]
 
 
+@pytest.mark.heavy
 def test_import_dgl_falls_back_to_the_stub_when_the_real_import_fails(plain_import):
     if not plain_import["stubbed"]:
         pytest.skip("GraphBolt loads here; the fallback path cannot be exercised")
@@ -143,6 +145,7 @@ def test_cached_gcn_edge_weights_are_the_reference_normalisation(cora):
     np.testing.assert_allclose(ew.numpy(), rw, rtol=1e-6)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
 def test_verify_passes_on_cora(cora, model):
     r = check(DGLAdapter(), get_spec(model, "cora"), cora)
@@ -197,6 +200,7 @@ def test_bad_norm_policy(cora):
         DGLAdapter().prepare(cora, spec, "cpu", 0, init_weights(spec, cora.num_features, cora.num_classes, 0))
 
 
+@pytest.mark.heavy
 def test_training_is_seeded_and_learns_cora(cora):
     spec = get_spec("gcn", "cora")
     w = init_weights(spec, cora.num_features, cora.num_classes, 0)

@@ -153,6 +153,7 @@ def _start_time(pid: int) -> str:
         return fh.read().rsplit(")", 1)[1].split()[19]
 
 
+@pytest.mark.heavy
 def test_sigkill_of_the_parent_leaves_no_child_and_its_temp_folder_goes_next_run(tmp_path, data_dir):
     tmp, pidfile = tmp_path / "tmp", tmp_path / "child.pid"
     tmp.mkdir()

@@ -49,6 +49,7 @@ def tmpfs(path, size, ro=False):
         subprocess.run(["umount", "-l", str(path)], check=True)
 
 
+@pytest.mark.heavy
 def test_out_md_is_refused_and_reports_never_overwrite_their_inputs(tmp_path, data_dir):
     md = tmp_path / "x.md"
     _one_line_error(run_cli(*_args(data_dir, md)[:-1], env=TEST_ENV), f"--out {md} is a report path")
@@ -76,6 +77,7 @@ def test_read_only_output_fails_before_any_run(tmp_path, data_dir):
     assert not list(side.rglob("*.unsaved-*")), "no run happened, so no record had to be kept aside"
 
 
+@pytest.mark.heavy
 def test_full_filesystem_mid_run_keeps_every_record_and_resume_completes(tmp_path, data_dir):
     probe = tmp_path / "probe.jsonl"
     assert run_cli(*_args(data_dir, probe), env=TEST_ENV).returncode == 0
@@ -116,6 +118,7 @@ def test_record_is_printed_when_no_side_file_can_be_written(tmp_path, monkeypatc
     assert printed["key"] == "k" and printed["loss"] is None and "loss" in printed["notes"][0]
 
 
+@pytest.mark.heavy
 def test_torn_last_line_is_tolerated_moved_aside_and_resume_completes(tmp_path, data_dir):
     out = tmp_path / "r.jsonl"
     assert run_cli(*_args(data_dir, out), env=TEST_ENV).returncode == 0
@@ -133,6 +136,7 @@ def test_torn_last_line_is_tolerated_moved_aside_and_resume_completes(tmp_path, 
     assert b"r.jsonl:2:" in rejected and torn in rejected
 
 
+@pytest.mark.heavy
 def test_corruption_in_the_middle_names_repair_and_repair_fixes_it(tmp_path, data_dir):
     out = tmp_path / "r.jsonl"
     assert run_cli(*_args(data_dir, out, "--repeats", "2"), env=TEST_ENV).returncode == 0
@@ -159,6 +163,7 @@ def test_a_line_without_key_is_a_one_line_error(tmp_path):
     _one_line_error(run_cli("report", out), f"{out}:1: not a gnnbench record", "gnnbench repair")
 
 
+@pytest.mark.heavy
 def test_nan_from_a_child_is_written_as_null_with_a_note(tmp_path, data_dir):
     out = tmp_path / "r.jsonl"
     p = run_cli("run", "--libs", "test-nan,test-ok", "--models", "gcn", "--datasets", "cora", "--epochs", "2",

@@ -132,6 +132,7 @@ def test_non_utf8_suite(tmp_path, data_dir):
     _one_line(_run(tmp_path, data_dir, "--suite", s), f"{s}:2: ", "not UTF-8")
 
 
+@pytest.mark.heavy
 def test_oversubscribe_flag_and_suite_key(tmp_path, data_dir):
     import os
     many = str(len(os.sched_getaffinity(0)) + 1)

@@ -3,8 +3,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 from gnnbench.results import read_records
+
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
 
 
 def test_gpu_check_pipeline_runs_on_cpu(tmp_path, data_dir):

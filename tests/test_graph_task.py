@@ -54,6 +54,7 @@ def test_every_library_batches_the_same_graphs(lib, mutag, monkeypatch):
             assert batching.fingerprint(a.batch_arrays(a.collate(ids))) == want
 
 
+@pytest.mark.heavy
 def test_short_graph_run_records_collation(tmp_path, data_dir):
     out = tmp_path / "g.jsonl"
     p = run_cli("run", "--libs", ",".join(LIBS), "--models", "gin", "--datasets", "mutag",

@@ -21,6 +21,8 @@ from gnnbench.adapters.graphnets import GraphNetsAdapter
 
 from conftest import DATA_DIR, ROOT
 
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
+
 CHILD = textwrap.dedent(r"""
     import json, sys
     from gnnbench.adapters.graphnets import GraphNetsAdapter

@@ -62,6 +62,7 @@ def files(tmp_path_factory, data_dir):
     return {"here": here, "there": there, "mixed": mixed, "records": recs}
 
 
+@pytest.mark.heavy
 def test_report_splits_tables_by_hardware_and_ranks_within_each(files):
     recs = read_records(files["mixed"])
     rs = rows(recs)
@@ -79,6 +80,7 @@ def test_report_splits_tables_by_hardware_and_ranks_within_each(files):
     assert sorted(r["relative"] for r in same) == [1.0, pytest.approx(2.0, rel=1e-9)]
 
 
+@pytest.mark.heavy
 def test_compare_across_hardware_is_an_error_unless_normalized(files):
     p = run_cli("compare", files["here"], files["there"], timeout=120)
     assert p.returncode == 2, p.stderr

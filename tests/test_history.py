@@ -35,6 +35,7 @@ def files(tmp_path_factory, data_dir):
     return {"now": now, "old": old, "new": new, "dir": d}
 
 
+@pytest.mark.heavy
 def test_points_are_in_timestamp_order_not_argument_order(files):
     args = [files["new"], files["now"], files["old"]]
     series = points([(str(f), read_records(f)) for f in args])
@@ -46,6 +47,7 @@ def test_points_are_in_timestamp_order_not_argument_order(files):
     assert m[1] / m[0] == pytest.approx(2.0) and m[2] / m[1] == pytest.approx(2.0)
 
 
+@pytest.mark.heavy
 def test_cli_table_filter_and_plot(files, tmp_path):
     out = tmp_path / "h" / "history.md"
     p = run_cli("history", files["new"], files["now"], files["old"], "--cell", "test-ok/gcn/cora/*", "--out", out,

@@ -68,6 +68,7 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
+@pytest.mark.heavy
 def test_suites_and_data_resolve_from_a_non_editable_install(installed, tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()

@@ -7,6 +7,8 @@ import pytest
 from conftest import run_cli
 from gnnbench.results import read_records
 
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
+
 
 def test_torch_and_tensorflow_runs_do_not_share_a_process(tmp_path, data_dir):
     out = tmp_path / "r.jsonl"

@@ -23,8 +23,8 @@ from gnnbench.adapters.jraph import JraphAdapter, thread_env
 from conftest import DATA_DIR, ROOT, run_cli
 
 # find_spec, not importorskip: JAX is never imported into the pytest process
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jraph") is None,
-                                reason="jraph not installed: pip install 'gnnbench[jraph]'")
+pytestmark = [pytest.mark.heavy, pytest.mark.skipif(importlib.util.find_spec("jraph") is None,
+                                reason="jraph not installed: pip install 'gnnbench[jraph]'")]
 
 CHILD = textwrap.dedent(r"""
     import json, sys, time

@@ -39,6 +39,7 @@ def test_import_does_not_load_torch():
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
 def test_verify_passes_on_cora(built, cora, model):
     """The timed configuration (dropout on, the harness's masks injected): logits, loss, gradients,
@@ -138,6 +139,7 @@ def test_missing_dropout_in_the_timed_path_fails_verify(built, cora, monkeypatch
     assert "loss differs" in err and "gradient" in err
 
 
+@pytest.mark.heavy
 def test_dropout_at_the_wrong_rate_fails_verify(built, cora, monkeypatch):
     """dropout_sample must be the timed op at the timed rate: one at half the rate is caught."""
     import dataclasses
@@ -155,6 +157,7 @@ def test_dropout_at_the_wrong_rate_fails_verify(built, cora, monkeypatch):
     assert "dropout at input.0" in err and "dropout at input.1" in err
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("model,overrides", [("gcn", {"norm_policy": "recompute"}),
                                              ("sage", {"norm_policy": "recompute"}),
                                              ("gat", {"heads": 3, "hidden": 5, "layers": 3}),
@@ -200,6 +203,7 @@ def test_sparse_layout_only_for_node_models():
         assert "node models" in task_class().unsupported_spec(spec)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
 def test_training_reduces_loss_and_is_deterministic(built, cora, model):
     a = _adapter(cora, model, seed=3)

@@ -470,6 +470,7 @@ def test_csr_transpose_and_perm():
 
 # ---------------------------------------------------------------------------- CUDA sources
 
+@pytest.mark.heavy
 def test_cuda_sources_compile_with_nvcc(tmp_path):
     """What `make native-cuda-check` runs: the .cu file builds alone for sm_90 (no GPU needed)."""
     nvcc = build._nvcc()

@@ -43,6 +43,7 @@ def _is_png(path):
         return fh.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.heavy
 def test_report_plots_writes_png_svg_and_links_them(results, tmp_path):
     md = tmp_path / "out" / "report.md"
     md.parent.mkdir()
@@ -60,6 +61,7 @@ def test_report_plots_writes_png_svg_and_links_them(results, tmp_path):
     assert text.index("## Figures") > text.index("| library | model |")
 
 
+@pytest.mark.heavy
 def test_plots_go_beside_the_results_file_without_out(results):
     p = run_cli("report", results["cora"], "--plots", timeout=180)
     assert p.returncode == 0, p.stderr
@@ -85,6 +87,7 @@ def test_sweep_detection_and_edge_counts(results):
     assert small and large
 
 
+@pytest.mark.heavy
 def test_log_scale_only_for_wide_ranges(results, monkeypatch):
     assert plots._use_log([1.0, 25.0]) and not plots._use_log([1.0, 19.0]) and not plots._use_log([])
     figs = []
@@ -100,6 +103,7 @@ def test_log_scale_only_for_wide_ranges(results, monkeypatch):
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
 
 
+@pytest.mark.heavy
 def test_nothing_to_plot_is_not_an_error(results, tmp_path):
     rec = json.loads(open(results["tiny"]).readline())
     rec.pop("times")

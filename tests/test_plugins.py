@@ -15,6 +15,8 @@ from conftest import ROOT, run_cli
 from gnnbench.results import read_records
 from test_cli import _one_line_error
 
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
+
 EXAMPLE = ROOT / "examples" / "gnnbench-example-adapter"
 DIST = "gnnbench-example-adapter 0.1.0"
 

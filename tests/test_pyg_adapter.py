@@ -183,6 +183,7 @@ def _load(data_dir, model, dataset):
     return spec, load_graph(dataset, data_dir, normalize_features=spec.normalize_features)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("model,dataset", [("gin", "mutag"), ("sage-sampled", "cora")])
 def test_verify_passes_with_dropout_on(data_dir, model, dataset):
     import torch
@@ -204,6 +205,7 @@ def test_verify_passes_on_sparse_features(cora):
     assert r["grads_max_rel"] < 1e-4 and set(r["dropout"]) == {"input.0", "input.1"}
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("wrong", ["attention mask ignored", "attention mask on the wrong edges",
                                    "attention dropout kept"])
 def test_verify_fails_when_the_attention_mask_path_is_wrong(cora, monkeypatch, wrong):

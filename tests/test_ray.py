@@ -17,6 +17,8 @@ from gnnbench.results import read_records
 
 import ray  # noqa: F401  (make install installs it: the 'ray' extra is in 'all')
 
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
+
 TEST_ENV = {"GNNBENCH_TEST_ADAPTERS": "1"}
 BASE = ["run", "--libs", "test-ok", "--models", "gcn", "--datasets", "cora", "--warmup", "0", "--threads", "1",
         "--no-report"]

@@ -76,6 +76,7 @@ def test_weights_are_seeded_and_glorot():
     assert not np.array_equal(init_weights(spec, 500, 3, 1)["layers.0.weight"], a["layers.0.weight"])
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
 def test_pyg_matches_reference_on_cora(cora, model):
     from gnnbench.adapters.pyg import PyGAdapter
@@ -208,6 +209,7 @@ def _node_graph(name, request):
     return request.getfixturevalue(name)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("masked", [False, True], ids=["nodrop", "masks"])
 @pytest.mark.parametrize("model", ["gcn", "gat", "sage"])
 @pytest.mark.parametrize("gname", ["cora", "tiny"])

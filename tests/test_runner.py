@@ -7,6 +7,8 @@ import pytest
 from conftest import run_cli
 from gnnbench.results import read_records
 
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
+
 TEST_ENV = {"GNNBENCH_TEST_ADAPTERS": "1"}
 
 
@@ -93,7 +95,6 @@ def test_torn_last_line_moves_to_rejected_and_new_records_still_append(tmp_path)
     assert [json.loads(ln)["key"] for ln in p.read_text().splitlines()] == ["a", "b", "c", "d"]
 
 
-@pytest.mark.slow
 def test_pyg_run_on_cora_writes_records_and_report(tmp_path, data_dir):
     out = tmp_path / "pyg.jsonl"
     p = run_cli("run", "--libs", "pyg", "--models", "gcn", "--datasets", "cora", "--epochs", "100",

@@ -7,6 +7,8 @@ import torch
 from conftest import run_cli
 from gnnbench.results import read_records
 
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
+
 
 @pytest.fixture(scope="module")
 def lib():

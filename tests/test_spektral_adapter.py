@@ -16,6 +16,8 @@ import pytest
 from gnnbench.adapters import adapter_class
 from gnnbench.adapters.spektral import SpektralAdapter
 
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
+
 PROBE = r"""
 import json, sys
 from gnnbench.adapters.spektral import SpektralAdapter

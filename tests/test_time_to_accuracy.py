@@ -38,6 +38,7 @@ def low(tmp_path_factory, data_dir):
 # --- the run mode ---------------------------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_reaches_a_low_target_in_few_epochs(low):
     out, p = low
     (r,) = read_records(out)
@@ -56,6 +57,7 @@ def test_reaches_a_low_target_in_few_epochs(low):
     assert "| test-ref | gcn | " not in p.stdout.split("## Time to accuracy")[0]
 
 
+@pytest.mark.heavy
 def test_unreachable_target_runs_to_the_cap(tmp_path, data_dir):
     out = tmp_path / "r.jsonl"
     _run(out, data_dir, "--until", "val_acc=1.0", "--epochs", "4", "--no-report")
@@ -67,6 +69,7 @@ def test_unreachable_target_runs_to_the_cap(tmp_path, data_dir):
     assert t["best_val_acc"] == max(t["val_acc_per_epoch"]) < 1.0
 
 
+@pytest.mark.heavy
 def test_evaluation_time_is_not_in_the_training_time(monkeypatch, data_dir):
     """logits() sleeps 60 ms: five evaluations (0.3 s) are in eval_s, none of it in the training clock."""
     import gnnbench.adapters as registry
@@ -122,6 +125,7 @@ def test_the_target_is_scored_on_the_harness_validation_mask(monkeypatch, data_d
     assert out["accuracy"]["test"] == 0.0 and out["status"] == "ok"
 
 
+@pytest.mark.heavy
 def test_sampled_task_trains_to_the_target(tmp_path, data_dir):
     """Neighbour-sampled SAGE has the validation split too: the native library, to a low target."""
     pytest.importorskip("torch")
@@ -138,6 +142,7 @@ def test_sampled_task_trains_to_the_target(tmp_path, data_dir):
 # --- identity and --resume ------------------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_key_and_resume_keep_modes_apart(tmp_path, data_dir):
     spec = dataclasses.asdict(get_spec("gcn", "cora"))
     plain = Cell("test-ok", "gcn", "cora", "cpu", spec, 0)
@@ -306,6 +311,7 @@ def test_compare_time_to_target():
     assert "run mode differs between the files (until val_acc ≥ 0.79 → fixed length)" in row["notes"]
 
 
+@pytest.mark.heavy
 def test_compare_cli_on_real_runs(low, tmp_path):
     out, _ = low
     p = run_cli("compare", out, out, timeout=120)

@@ -5,6 +5,8 @@ import pytest
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.heavy   # real training or tools in child processes: `pytest -m 'not heavy'` leaves it out
+
 ENV = {"GNNBENCH_TEST_ADAPTERS": "1"}
 
 
