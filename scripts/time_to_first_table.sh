@@ -15,7 +15,7 @@
 #
 # Data: GNNBENCH_DATA if set, else ../shared/datasets beside REPO when it exists, else nothing (the
 # raw files are then downloaded into ~/.cache/gnnbench, which is not emptied: delete it yourself for
-# a truly cold run). Pip's index settings (PIP_INDEX_URL, PIP_FIND_LINKS, pip.conf) are left as they
+# a truly cold run). The native kernels build into a fresh GNNBENCH_CACHE (unless given). Pip's index settings (PIP_INDEX_URL, PIP_FIND_LINKS, pip.conf) are left as they
 # are and printed: a local wheel folder makes the install faster than a cold PyPI one.
 # KEEP=1 keeps the temp folder (clone, venv, logs); otherwise it is removed at the end.
 # Takes ~10 minutes of both cores on the 2-core development machine: run it when the machine is quiet.
@@ -34,6 +34,8 @@ trap cleanup EXIT
 export PIP_CACHE_DIR="$work/pip-cache"      # fresh and empty: never the user's cache
 mkdir -p "$PIP_CACHE_DIR"
 unset PIP_NO_CACHE_DIR
+# gnnbench's own cache (the native kernels' build, downloaded datasets) fresh too, as on a new machine
+export GNNBENCH_CACHE="${GNNBENCH_CACHE:-$work/gnnbench-cache}"
 
 if [[ -z "${GNNBENCH_DATA:-}" && -d "$repo/../shared/datasets" ]]; then
     GNNBENCH_DATA="$(cd "$repo/../shared/datasets" && pwd)"
@@ -62,6 +64,7 @@ phase() {   # phase NAME LOG COMMAND...: run, time, and on failure show the log'
 echo "repo:          $repo${rev:+ @ $rev}"
 echo "work dir:      $work"
 echo "PIP_CACHE_DIR: $PIP_CACHE_DIR (empty)"
+echo "GNNBENCH_CACHE: $GNNBENCH_CACHE (native kernel builds; empty unless given)"
 echo "GNNBENCH_DATA: ${GNNBENCH_DATA:-(unset: downloads into ~/.cache/gnnbench)}"
 echo "pip index:     PIP_INDEX_URL=${PIP_INDEX_URL:-} PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL:-} PIP_FIND_LINKS=${PIP_FIND_LINKS:-}"
 python3 -m pip config list 2>/dev/null | sed 's/^/  pip config: /' || true
@@ -81,8 +84,8 @@ if [[ "${WITH_SAMPLING:-0}" == 1 ]]; then
 fi
 
 echo
-echo "== the quick table (end of make bench's output)"
-tail -n 40 "$work/quick.log"
+echo "== the quick table (make bench's output)"
+grep -E '^(## |\| )' "$work/quick.log" || tail -n 40 "$work/quick.log"
 echo
 echo "== time to first table, $(date -u '+%Y-%m-%d %H:%M UTC'), pip cache empty"
 for i in "${!names[@]}"; do printf '%-17s %8s s\n' "${names[$i]}" "${times[$i]}"; done
