@@ -425,7 +425,6 @@ class JraphAdapter(Adapter):
             deg = np.bincount(dst, minlength=n).astype(np.float64)
             data["inv_deg"] = np.where(deg > 0, 1.0 / np.maximum(deg, 1.0), 0.0).astype(np.float32)[:, None]
         self.data = jax.device_put(data)
-        self.masks_ = {"train": graph.train_mask, "val": graph.val_mask, "test": graph.test_mask}
         forward = node_forward_fn(spec, n, cached)
         self._forward = forward
 
@@ -449,10 +448,6 @@ class JraphAdapter(Adapter):
 
     def infer(self):
         self._pending = self._eval(self.params, self.state, self.data)
-
-    def evaluate(self):
-        pred = self.logits().argmax(axis=1)
-        return {k: float((pred[m] == self.graph_.y[m]).mean()) for k, m in self.masks_.items()}
 
     # ---- verify-only hooks (see gnnbench.protocol); the task classes check the masks and sites ----------
     def num_parameters(self) -> int:
@@ -641,11 +636,6 @@ class JraphGraphAdapter(JraphAdapter):
 
     def infer(self):
         self._pending = self._eval_test(self.params, self.state, self._test_graph)
-
-    def evaluate(self):
-        pred = self.logits().argmax(axis=1)
-        return {k: float((pred[i] == self.gs.y[i]).mean())
-                for k, i in (("train", self.gs.train_idx), ("test", self.gs.test_idx))}
 
     # ---- verify-only hooks: GIN's one dropout site, 'head' (before the classifier's last matmul) ----
     def set_dropout_masks(self, masks) -> None:

@@ -495,8 +495,6 @@ def test_kernels_bench_rows_and_table(data_dir):
         assert r["edges"] > r["nodes"] > 0 and r["copy_gbps"] == 10.0
     table = kb.format_table(rows)
     assert "| spmm | cora |" in table and "| sddmm | synthetic:nodes=500,avg_degree=4 |" in table
-    assert kb._split_datasets("cora,synthetic:nodes=10,avg_degree=2,pubmed") == \
-        ["cora", "synthetic:nodes=10,avg_degree=2", "pubmed"]
     from click.testing import CliRunner
     from gnnbench.cli import main
     r = CliRunner().invoke(main, ["kernels", "--datasets", "synthetic:nodes=300,avg_degree=4", "--widths", "4",

@@ -28,7 +28,6 @@ import warnings
 
 DEFAULT_DATASETS = ["cora", "citeseer", "pubmed", "synthetic:nodes=10000,avg_degree=10",
                     "synthetic:nodes=100000,avg_degree=10", "synthetic:nodes=1000000,avg_degree=10"]
-DEFAULT_WIDTHS = [16, 64]
 OPS = ("spmm", "sddmm")
 IMPLS = ("native", "pyg", "dgl", "torch.sparse")
 
@@ -208,18 +207,3 @@ def format_table(rows: list[dict]) -> str:
                      f"| {r['median_ms']:.3f} | {r['gbps']:.2f} | {100 * r['gbps'] / r['copy_gbps']:.0f}% "
                      f"| {ratio} |")
     return head + "\n".join(lines)
-
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else []
-
-
-def _split_datasets(text: str) -> list[str]:
-    """Comma-separated names; a synthetic name keeps its own key=value parameters."""
-    out: list[str] = []
-    for part in _csv(text):
-        if "=" in part and out and out[-1].startswith("synthetic") and not part.startswith("synthetic"):
-            out[-1] += "," + part
-        else:
-            out.append(part)
-    return out

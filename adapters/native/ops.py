@@ -115,10 +115,6 @@ class SparseFeatures:
         return SparseFeatures(n, f, _i64(rowptr, device), _i32(cols, device), t(vals), _i64(cptr, device),
                               _i32(rows[corder], device), _i32(corder, device), t(vals[corder]))
 
-    @property
-    def nnz(self) -> int:
-        return int(self.col.numel())
-
 
 # ----------------------------------------------------------------------------
 # autograd Functions.  `lib` is the loaded extension (CPU or CUDA build).

@@ -22,7 +22,6 @@ from .graph import Graph, GraphSet, row_normalize
 
 PLANETOID = ("cora", "citeseer", "pubmed")
 TU_NAMES = ("mutag", "proteins", "enzymes")
-FAMILIES = ("synthetic",)
 
 
 def dataset_names() -> list[str]:
