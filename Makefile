@@ -40,7 +40,7 @@ test: install install-sampling
 	GNNBENCH_DATA=$(DATA) $(BIN)/python -m pytest -q --durations=15 tests
 
 # The fast loop while developing: every test not marked heavy (no training in child processes, no Ray,
-# no CUDA compile, no GPU-check pipeline); under a minute here once the native kernels are built.
+# no CUDA compile, no GPU-check pipeline); about a minute here (49-63 s) once the native kernels are built.
 test-fast: install
 	GNNBENCH_DATA=$(DATA) $(BIN)/python -m pytest -q -m "not heavy" tests
 
