@@ -7,8 +7,8 @@ A library's graph-task class (``GraphTask``) is ``TorchGraphTask`` over the libr
 ``build_gin(gs, spec, mlps, head)`` (its model, fed its own batch), ``collate(ids)`` (its own
 batching: PyG ``Batch``, ``dgl.batch``, native collation), ``batch_y(batch)`` and
 ``batch_arrays(batch)`` (the batch as numpy, to check that every library saw the same graphs).
-``GraphTaskMixin`` alone is the training and evaluation part, for a library with its own
-``prepare`` and verify hooks (native).
+``GraphTaskMixin`` is the training, evaluation, parameters and verify hooks (GIN's one dropout
+site); ``TorchGraphTask`` adds ``prepare``; native uses the mixin with its own ``prepare`` (its kernels first).
 """
 from __future__ import annotations
 
@@ -136,12 +136,21 @@ class GraphTaskMixin:
     def logits(self):
         return self._graph_logits(self.all_batch).detach().cpu().numpy()
 
-    def gin_params(self, grad: bool = False) -> dict:
-        return gin_parameters(self.spec, self.mlps, self.head, grad)
+    # ---- the GraphTask's parameters and verify hooks ------------------------------------------------------
+    def parameters(self) -> dict:
+        return gin_parameters(self.spec, self.mlps, self.head)
+
+    def gradients(self) -> dict:
+        if getattr(self, "_loss", None) is None:
+            raise RuntimeError(f"{self.name}: gradients() before any training step")
+        return gin_parameters(self.spec, self.mlps, self.head, grad=True)
+
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
 
     # ---- verify hooks of GIN's one dropout site, ``head`` (the classifier's nn.Dropout, head[HEAD_DROPOUT]):
     # a mask swaps that module for x * mask / (1 - p) until masks are cleared; the timed path is untouched
-    def gin_set_dropout_masks(self, masks) -> None:
+    def set_dropout_masks(self, masks) -> None:
         orig = self._head_dropout
         self.head[HEAD_DROPOUT] = orig
         if not masks:
@@ -149,7 +158,7 @@ class GraphTaskMixin:
         t = mask_tensors(masks, {"head": (None, self.spec.hidden)}, self.device, self.name)
         self.head[HEAD_DROPOUT] = masked_dropout_module(t["head"], orig.p, "head")
 
-    def gin_dropout_sample(self, site: str, shape):
+    def dropout_sample(self, site: str, shape):
         import torch
         if site != "head":
             raise ValueError(f"{self.name}: unknown dropout site '{site}'; GIN has head")
@@ -169,20 +178,3 @@ class TorchGraphTask(GraphTaskMixin):
 
     def prepare(self, gs, spec, device, seed, weights):
         self.prepare_graphs(gs, spec, device, seed, weights)
-
-    def num_parameters(self) -> int:
-        return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
-
-    def parameters(self) -> dict:
-        return self.gin_params()
-
-    def gradients(self) -> dict:
-        if getattr(self, "_loss", None) is None:
-            raise RuntimeError(f"{self.name}: gradients() before any training step")
-        return self.gin_params(grad=True)
-
-    def set_dropout_masks(self, masks: dict | None) -> None:
-        self.gin_set_dropout_masks(masks)
-
-    def dropout_sample(self, site: str, shape):
-        return self.gin_dropout_sample(site, shape)

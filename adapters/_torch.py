@@ -47,11 +47,15 @@ class TorchAdapter(Adapter):
         """Return (model, inputs): ``model(*inputs)`` gives logits [N, C]."""
         raise NotImplementedError
 
-    def load_weights(self, weights: dict) -> None:
+    def weight_table(self) -> dict:
+        """canonical name -> (attribute path in ``self``, transpose[, canonical shape]) for the node model."""
         raise NotImplementedError
 
+    def load_weights(self, weights: dict) -> None:
+        load_table(self, self.weight_table(), weights)
+
     def parameters(self) -> dict:
-        raise NotImplementedError
+        return dump_table(self, self.weight_table())
 
     # --- shared ---------------------------------------------------------------
     def prepare(self, graph, spec, device, seed, weights):
@@ -341,7 +345,7 @@ class TorchHooks:
     after the last backward pass (the optimiser steps of ``torch.optim`` add weight decay to a copy,
     never to ``.grad``), ``set_dropout_masks`` / ``dropout_sample`` at the input and attention sites.
 
-    An adapter using it provides ``canonical(grad)`` (its canonical layout of the node models),
+    An adapter using it provides ``weight_table()`` (its canonical layout of the node models),
     ``drops`` / ``drop_ops`` (the per-layer input-dropout callables its forward calls, and the
     library's own ones), ``attn_sites()`` / ``set_attn_masks(masks)`` / ``attn_dropout_sample(i, x)``
     for GAT."""
@@ -349,13 +353,10 @@ class TorchHooks:
     def num_parameters(self) -> int:
         return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
 
-    def parameters(self) -> dict:
-        return self.canonical(grad=False)
-
     def gradients(self) -> dict:
         if getattr(self, "_loss", None) is None:
             raise RuntimeError(f"{self.name}: gradients() before any training step")
-        return self.canonical(grad=True)
+        return dump_table(self, self.weight_table(), grad=True)
 
     def dropout_sites(self) -> dict:
         """{site: shape} of this model (None: any size)."""

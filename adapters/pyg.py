@@ -9,8 +9,8 @@ import numpy as np
 from gnnbench.protocol import Availability
 
 from ._graphtask import TorchGraphTask, gin_net
-from ._torch import (TorchAdapter, TorchHooks, _apply_mask, canonical_attention_edges, compile_notes, dump_table,
-                     edge_permutation, load_table, make_optimizer, optimizer_note, sparse_dropout)
+from ._torch import (TorchAdapter, TorchHooks, _apply_mask, canonical_attention_edges, compile_notes,
+                     edge_permutation, make_optimizer, optimizer_note, sparse_dropout)
 
 SAGE_NOTE = ("sage: SAGEConv(aggr='mean') divides the neighbour sum by the in-degree count in every forward, "
              "under both norm_policy values: it cannot take a precomputed 1/deg (its message takes no edge "
@@ -200,12 +200,6 @@ class PyGAdapter(TorchHooks, TorchAdapter):
                 t[p + "weight_root"] = (c + "lin_r.weight", True)
         return t
 
-    def load_weights(self, w):
-        load_table(self, self.weight_table(), w)
-
-    def canonical(self, grad: bool = False) -> dict:
-        """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
-        return dump_table(self, self.weight_table(), grad)
 
 
 class PyGGraphAdapter(TorchGraphTask, PyGAdapter):

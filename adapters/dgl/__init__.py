@@ -54,8 +54,8 @@ import numpy as np
 from gnnbench.protocol import Availability
 
 from .._graphtask import TorchGraphTask, gin_net
-from .._torch import (TorchAdapter, TorchHooks, canonical_attention_edges, compile_notes, dump_table, edge_permutation,
-                      load_table, make_optimizer, masked_dropout_module, optimizer_note)
+from .._torch import (TorchAdapter, TorchHooks, canonical_attention_edges, compile_notes, edge_permutation,
+                      make_optimizer, masked_dropout_module, optimizer_note)
 from . import _import
 
 POLICIES = ("cached", "recompute")
@@ -254,12 +254,6 @@ class DGLAdapter(TorchHooks, TorchAdapter):
                 t[p + "bias"] = (c + "fc_self.bias", False)
         return t
 
-    def load_weights(self, w):
-        load_table(self, self.weight_table(), w)
-
-    def canonical(self, grad: bool = False) -> dict:
-        """Parameters (``grad``: their gradients) of the node models in the canonical layout."""
-        return dump_table(self, self.weight_table(), grad)
 
 
 class DGLGraphAdapter(TorchGraphTask, DGLAdapter):

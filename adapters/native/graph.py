@@ -52,27 +52,5 @@ class NativeGraphAdapter(GraphTaskMixin, NativeAdapter):
         return {"x": batch.x.cpu().numpy(), "edge_index": np.stack([src, batch.col.cpu().numpy().astype(np.int64)]),
                 "batch": batch.batch.cpu().numpy()}
 
-    def infer(self):
-        self._graph_logits(self.test_batch)
-
-    def logits(self):
-        return self._graph_logits(self.all_batch).detach().cpu().numpy()
-
-    def parameters(self):
-        return self.gin_params()
-
     def _task_notes(self, spec) -> list[str]:
         return ["dropout (GIN head): torch.nn.Dropout (torch's Bernoulli), as PyG and DGL"]
-
-    # --- verify-only hooks ------------------------------------------------------------------
-    def gradients(self):
-        return self.gin_params(grad=True)
-
-    def num_parameters(self):
-        return int(sum(p.numel() for p in self.model.parameters() if p.requires_grad))
-
-    def set_dropout_masks(self, masks):
-        self.gin_set_dropout_masks(masks)
-
-    def dropout_sample(self, site, shape):
-        return self.gin_dropout_sample(site, shape)
