@@ -174,19 +174,46 @@ def _side(cd: CellData | None) -> dict | None:
             "config": cd.config}
 
 
+def _status_change(row, b: CellData, c: CellData) -> tuple[bool, bool, bool]:
+    """(both ran, regressed, improved) from the two sides' statuses, with the reason or note in ``row``."""
+    if b.ran and not c.ran:
+        row["reasons"].append(f"status {b.status} → {c.status}" + (f": {c.error}" if c.error else ""))
+        return False, True, False
+    if c.ran and not b.ran:
+        row["reasons"].append(f"status {b.status} → {c.status} (runs again)")
+        return False, False, True
+    if not b.ran and not c.ran:
+        row["notes"].append(f"did not run in either file ({b.status} / {c.status})")
+        return False, False, False
+    return True, False, False
+
+
+def _normalisation(row, b: CellData, c: CellData, lib, refs_b, refs_c, prefixes, missing):
+    """``--normalize-by LIB`` for one cell (fixed-length and time-to-accuracy alike): (timed, refs).
+    Without LIB: (True, None), raw times. LIB's own cell: (False, None), judged on status and accuracy
+    only. Otherwise LIB's (base, current) medians in this cell's group for each key prefix (``refs_b`` /
+    ``refs_c``), or, where one is missing, (False, None) with ``missing(pairs)`` noted and the verdict
+    ``incomparable``."""
+    if not lib:
+        return True, None
+    if b.library == lib:
+        row["notes"].append(f"reference for normalisation (raw ratio {row['raw_ratio']:.3f})")
+        return False, None
+    pairs = [(refs_b.get(p + b.group), refs_c.get(p + c.group)) for p in prefixes]
+    if not all(rb and rc for rb, rc in pairs):
+        row["notes"].append(missing(pairs))
+        row["verdict"] = "incomparable"
+        return False, None
+    row["normalized"] = True
+    row["notes"].append(f"raw ratio {row['raw_ratio']:.3f}")
+    return True, pairs
+
+
 def _judge(row, b: CellData, c: CellData, threshold, alpha, acc_threshold, normalize_by, refs_b, refs_c,
            resamples, seed) -> None:
     reasons, notes = row["reasons"], row["notes"]
-    regressed = improved = False
-    if b.ran and not c.ran:
-        reasons.append(f"status {b.status} → {c.status}" + (f": {c.error}" if c.error else ""))
-        regressed = True
-    elif c.ran and not b.ran:
-        reasons.append(f"status {b.status} → {c.status} (runs again)")
-        improved = True
-    elif not b.ran and not c.ran:
-        notes.append(f"did not run in either file ({b.status} / {c.status})")
-    else:
+    both, regressed, improved = _status_change(row, b, c)
+    if both:
         for k in ("epochs", "warmup", "threads"):
             if b.config.get(k) != c.config.get(k):
                 notes.append(f"{k} differ: {b.config.get(k)} vs {c.config.get(k)}")
@@ -194,23 +221,12 @@ def _judge(row, b: CellData, c: CellData, threshold, alpha, acc_threshold, norma
             notes.append(f"status {b.status} → {c.status}")
         bs, cs = b.samples, c.samples
         row["raw_ratio"] = c.median / b.median if b.median else None
-        timing = True
-        if normalize_by:
-            if b.library == normalize_by:
-                notes.append(f"reference for normalisation (raw ratio {row['raw_ratio']:.3f})")
-                timing = False
-            else:
-                rb, rc = refs_b.get(b.group), refs_c.get(c.group)
-                if not rb or not rc:
-                    where = " and ".join(n for n, r in (("base", rb), ("current", rc)) if not r)
-                    notes.append(f"cannot normalise: {normalize_by} has no timing for this model/dataset/device "
-                                 f"in {where}")
-                    row["verdict"] = "incomparable"
-                    timing = False
-                else:
-                    bs, cs = [x / rb for x in bs], [x / rc for x in cs]
-                    row["normalized"] = True
-                    notes.append(f"raw ratio {row['raw_ratio']:.3f}")
+        timing, refs = _normalisation(row, b, c, normalize_by, refs_b, refs_c, ((),), lambda pairs: (
+            f"cannot normalise: {normalize_by} has no timing for this model/dataset/device in "
+            + " and ".join(n for n, r in zip(("base", "current"), pairs[0]) if not r)))
+        if refs:
+            (rb, rc), = refs
+            bs, cs = [x / rb for x in bs], [x / rc for x in cs]
         if timing:
             ratio, lo, hi = bootstrap_ratio_ci(bs, cs, resamples=resamples, seed=seed)
             _, p = mann_whitney_u(cs, bs)
@@ -239,16 +255,8 @@ def _judge_tta(row, b: CellData, c: CellData, threshold, alpha, acc_threshold, n
     to it (see the module docstring for when a change counts)."""
     import numpy as np
     reasons, notes = row["reasons"], row["notes"]
-    regressed = improved = False
-    if b.ran and not c.ran:
-        reasons.append(f"status {b.status} → {c.status}" + (f": {c.error}" if c.error else ""))
-        regressed = True
-    elif c.ran and not b.ran:
-        reasons.append(f"status {b.status} → {c.status} (runs again)")
-        improved = True
-    elif not b.ran and not c.ran:
-        notes.append(f"did not run in either file ({b.status} / {c.status})")
-    else:
+    both, regressed, improved = _status_change(row, b, c)
+    if both:
         for k in ("epochs", "threads"):
             if b.config.get(k) != c.config.get(k):
                 notes.append(f"{'epoch cap' if k == 'epochs' else k} differ: {b.config.get(k)} vs {c.config.get(k)}")
@@ -262,24 +270,13 @@ def _judge_tta(row, b: CellData, c: CellData, threshold, alpha, acc_threshold, n
         else:
             bs, cs, be, ce = b.samples, c.samples, b.epoch_samples, c.epoch_samples
             row["raw_ratio"] = c.median / b.median if b.median else None
-            timing = True
-            if normalize_by:
-                if b.library == normalize_by:
-                    notes.append(f"reference for normalisation (raw ratio {row['raw_ratio']:.3f})")
-                    timing = False
-                else:
-                    rb, rc = refs_b.get(b.group), refs_c.get(c.group)
-                    eb, ec = refs_b.get(("epoch",) + b.group), refs_c.get(("epoch",) + c.group)
-                    if not (rb and rc and eb and ec):
-                        notes.append(f"cannot normalise: {normalize_by} did not reach this target on this "
-                                     f"model/dataset/device in both files")
-                        row["verdict"] = "incomparable"
-                        timing = False
-                    else:
-                        bs, cs = [x / rb for x in bs], [x / rc for x in cs]
-                        be, ce = [x / eb for x in be], [x / ec for x in ce]
-                        row["normalized"] = True
-                        notes.append(f"raw ratio {row['raw_ratio']:.3f}")
+            timing, refs = _normalisation(row, b, c, normalize_by, refs_b, refs_c, ((), ("epoch",)), lambda pairs: (
+                f"cannot normalise: {normalize_by} did not reach this target on this model/dataset/device in "
+                f"both files"))
+            if refs:
+                (rb, rc), (eb, ec) = refs
+                bs, cs = [x / rb for x in bs], [x / rc for x in cs]
+                be, ce = [x / eb for x in be], [x / ec for x in ce]
             if timing:
                 ratio, lo, hi = bootstrap_ratio_ci(bs, cs, resamples=resamples, seed=seed)
                 _, p = mann_whitney_u(ce, be)
