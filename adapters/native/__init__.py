@@ -303,12 +303,6 @@ class NativeAdapter(TorchAdapter):
         with torch.no_grad():
             return self._forward(training=False)
 
-    def infer(self):
-        self._eval_logits()
-
-    def logits(self):
-        return self._eval_logits().detach().cpu().numpy()
-
     def parameters(self):
         return {k: v.detach().cpu().numpy().copy() for k, v in self.params.items()}
 
